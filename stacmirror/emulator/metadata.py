@@ -77,7 +77,7 @@ def mtl_tree(scene: SceneRecord, level: int) -> Tree:
     l1_pid = scene.display_id(1)
     ul_x, ul_y, lines, samples = scene.grid
     corners = scene.corner_pixels()
-    lonlat = dict(zip(corners, scene.to_lonlat(list(corners.values()))))
+    lonlat = dict(zip(corners, scene.to_lonlat(list(corners.values())), strict=False))
     generated = scene.l2_generated if level == 2 else scene.l1_generated
     assert generated is not None
     files = L2_FILES if level == 2 else L1_FILES

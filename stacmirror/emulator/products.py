@@ -98,7 +98,9 @@ def _sr(base: float, gain: float, water: float) -> Callable[[Layers], np.ndarray
     return make
 
 
-def _linear(offset: float, gain: float, fill: float, cloud: float | None = None) -> Callable[[Layers], np.ndarray]:
+def _linear(
+    offset: float, gain: float, fill: float, cloud: float | None = None
+) -> Callable[[Layers], np.ndarray]:
     def make(layer: Layers) -> np.ndarray:
         value = offset + gain * layer.terrain
         if cloud is not None:
@@ -132,8 +134,15 @@ class BandSpec:
     pixel: float = PIXEL
 
 
-_SR_LOOK = {1: (0.03, 0.05, 0.04), 2: (0.04, 0.06, 0.04), 3: (0.06, 0.08, 0.04), 4: (0.06, 0.12, 0.03),
-            5: (0.22, 0.18, 0.01), 6: (0.15, 0.15, 0.005), 7: (0.09, 0.12, 0.003)}
+_SR_LOOK = {
+    1: (0.03, 0.05, 0.04),
+    2: (0.04, 0.06, 0.04),
+    3: (0.06, 0.08, 0.04),
+    4: (0.06, 0.12, 0.03),
+    5: (0.22, 0.18, 0.01),
+    6: (0.15, 0.15, 0.005),
+    7: (0.09, 0.12, 0.003),
+}
 
 L2_SPECS: dict[str, BandSpec] = {
     **{f"SR_B{b}.TIF": BandSpec("uint16", 0, _sr(*_SR_LOOK[b])) for b in range(1, 8)},
@@ -176,10 +185,20 @@ def write_band(path: Path, scene: SceneRecord, spec: BandSpec, blocksize: int) -
     """Write one band as a COG, block by block so memory stays flat for full-size scenes."""
     transform, height, width = band_grid(scene, spec.pixel)
     profile = {
-        "driver": "GTiff", "dtype": spec.dtype, "count": 1, "height": height, "width": width,
-        "crs": f"EPSG:{scene.epsg}", "transform": transform, "nodata": spec.nodata,
-        "tiled": True, "blockxsize": blocksize, "blockysize": blocksize, "compress": "deflate",
-        "predictor": 2, "zlevel": 1,
+        "driver": "GTiff",
+        "dtype": spec.dtype,
+        "count": 1,
+        "height": height,
+        "width": width,
+        "crs": f"EPSG:{scene.epsg}",
+        "transform": transform,
+        "nodata": spec.nodata,
+        "tiled": True,
+        "blockxsize": blocksize,
+        "blockysize": blocksize,
+        "compress": "deflate",
+        "predictor": 2,
+        "zlevel": 1,
     }
     staging = path.with_suffix(".staging.tif")
     cols = np.arange(width, dtype=np.float64)
@@ -192,8 +211,14 @@ def write_band(path: Path, scene: SceneRecord, spec: BandSpec, blocksize: int) -
             data = spec.values(layers(scene, x, y)).astype(spec.dtype)
             dst.write(data, 1, window=Window(0, top, width, len(rows)))
     rasterio.shutil.copy(
-        staging, path, driver="COG", compress="DEFLATE", predictor="2", level="1",
-        blocksize=str(blocksize), overview_resampling="nearest",
+        staging,
+        path,
+        driver="COG",
+        compress="DEFLATE",
+        predictor="2",
+        level="1",
+        blocksize=str(blocksize),
+        overview_resampling="nearest",
     )
     staging.unlink()
 
@@ -256,8 +281,13 @@ class ProductStore:
                     self._generate(scene, level, folder)
                 manifest = json.loads((folder / "checksums.json").read_text())
                 self._index[pid] = {
-                    suffix: ProductFile(name=entry["name"], path=folder / entry["name"], size=entry["size"],
-                                        sha256=entry["sha256"], cksum=entry["cksum"])
+                    suffix: ProductFile(
+                        name=entry["name"],
+                        path=folder / entry["name"],
+                        size=entry["size"],
+                        sha256=entry["sha256"],
+                        cksum=entry["cksum"],
+                    )
                     for suffix, entry in manifest.items()
                 }
         return self._index[pid]
@@ -280,7 +310,7 @@ class ProductStore:
                     tar.add(staging / name, arcname=name)
             manifest = {}
             for path in sorted(staging.iterdir()):
-                key = "tar" if path.name == f"{pid}.tar" else path.name[len(pid) + 1:]
+                key = "tar" if path.name == f"{pid}.tar" else path.name[len(pid) + 1 :]
                 manifest[key] = {"name": path.name, **_digest(path)}
             (staging / "checksums.json").write_text(json.dumps(manifest, indent=1))
             if folder.exists():

@@ -181,7 +181,7 @@ class SceneRecord:
         lons, lats = warp_transform(
             f"EPSG:{self.epsg}", "EPSG:4326", [p[0] for p in points], [p[1] for p in points]
         )
-        return list(zip(lons, lats))
+        return list(zip(lons, lats, strict=False))
 
     @cached_property
     def footprint_lonlat(self) -> list[tuple[float, float]]:
@@ -263,10 +263,7 @@ def build_archive(
     records = records[:scenes]
     newest = max((r.acquired for r in records), default=start)
     # the newest acquisitions are Real-Time tier with no Level-2 product yet, as at USGS
-    return [
-        _as_real_time(r) if (newest - r.acquired).days < 3 else r
-        for r in records
-    ]
+    return [_as_real_time(r) if (newest - r.acquired).days < 3 else r for r in records]
 
 
 def _as_real_time(record: SceneRecord) -> SceneRecord:

@@ -29,10 +29,17 @@ from .service import Faults, Service
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/api/json/"
-HTML_ERROR = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
-              b"<h1>502 ERROR</h1><p>CloudFront wasn't able to connect to the origin.</p></body></html>")
-MEDIA_TYPES = {".TIF": "image/tiff", ".txt": "text/plain", ".xml": "application/xml",
-               ".json": "application/json", ".tar": "application/x-tar"}
+HTML_ERROR = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+    b"<h1>502 ERROR</h1><p>CloudFront wasn't able to connect to the origin.</p></body></html>"
+)
+MEDIA_TYPES = {
+    ".TIF": "image/tiff",
+    ".txt": "text/plain",
+    ".xml": "application/xml",
+    ".json": "application/json",
+    ".tar": "application/x-tar",
+}
 CHUNK = 1 << 20
 
 
@@ -71,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if url.path.startswith(API_PREFIX):
-            self._api(url.path[len(API_PREFIX):], body)
+            self._api(url.path[len(API_PREFIX) :], body)
             return
         if "X-Auth-Token" in self.headers:
             self.server.service.stats["auth_header_to_files"] += 1
@@ -104,8 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._plain(200, HTML_ERROR, "text/html")
             return
         version, _, endpoint = rest.partition("/")
-        status, envelope = server.service.handle(version, endpoint.strip("/"), body,
-                                                 self.headers.get("X-Auth-Token"))
+        status, envelope = server.service.handle(
+            version, endpoint.strip("/"), body, self.headers.get("X-Auth-Token")
+        )
         payload = json.dumps(envelope).encode()
         self._plain(status, payload, "application/json")
 
@@ -130,8 +138,15 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.server.service.store.browse(found[0])
         self._send_file(path, path.name, path.stat().st_size, head, media_type="image/jpeg", inline=True)
 
-    def _send_file(self, path: Path, name: str, size: int, head: bool,
-                   media_type: str | None = None, inline: bool = False) -> None:
+    def _send_file(
+        self,
+        path: Path,
+        name: str,
+        size: int,
+        head: bool,
+        media_type: str | None = None,
+        inline: bool = False,
+    ) -> None:
         server = self.server
         faults = server.service.faults
         if not head and server.file_429.hit(faults.file_429_every):

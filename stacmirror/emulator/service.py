@@ -129,8 +129,12 @@ class Service:
     ):
         self.scenes = scenes
         self.by_entity = {s.entity_id: s for s in scenes}
-        self.by_display = {s.display_id(lv): (s, lv) for s in scenes for lv in (1, 2)
-                           if lv == 1 or s.l2_generated is not None}
+        self.by_display = {
+            s.display_id(lv): (s, lv)
+            for s in scenes
+            for lv in (1, 2)
+            if lv == 1 or s.l2_generated is not None
+        }
         self.store = store
         self.faults = faults or Faults()
         self.clock = clock
@@ -150,17 +154,36 @@ class Service:
 
     # -- envelope ------------------------------------------------------------------------
 
-    def envelope(self, data: Any = None, error: ApiError | None = None, session: int | None = None,
-                 version: str | None = "stable") -> dict[str, Any]:
+    def envelope(
+        self,
+        data: Any = None,
+        error: ApiError | None = None,
+        session: int | None = None,
+        version: str | None = "stable",
+    ) -> dict[str, Any]:
         with self._lock:
             request_id = next(self._request_ids)
         if error is not None and error.code == "AUTH_EXPIRED":
-            return {"requestId": 0, "version": None, "sessionId": None, "data": None,
-                    "errorCode": error.code, "errorMessage": error.message}
-        return {"requestId": request_id, "version": version, "sessionId": session, "data": data,
-                "errorCode": error.code if error else None, "errorMessage": error.message if error else None}
+            return {
+                "requestId": 0,
+                "version": None,
+                "sessionId": None,
+                "data": None,
+                "errorCode": error.code,
+                "errorMessage": error.message,
+            }
+        return {
+            "requestId": request_id,
+            "version": version,
+            "sessionId": session,
+            "data": data,
+            "errorCode": error.code if error else None,
+            "errorMessage": error.message if error else None,
+        }
 
-    def handle(self, version: str, endpoint: str, body: bytes, api_key: str | None) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, version: str, endpoint: str, body: bytes, api_key: str | None
+    ) -> tuple[int, dict[str, Any]]:
         self.stats["requests"] += 1
         if version not in VERSIONS:
             return 500, self.envelope(error=ApiError("VERSION_UNKNOWN", "Unknown version used"), version=None)
@@ -199,8 +222,9 @@ class Service:
             raise ApiError("AUTH_INVALID", "An API key may not be sent with a login request")
         for name in ("username", "token"):
             if not payload.get(name):
-                raise ApiError("INPUT_PARAMETER_REQUIRED",
-                               f"The parameter {name} is required and was not supplied", 500)
+                raise ApiError(
+                    "INPUT_PARAMETER_REQUIRED", f"The parameter {name} is required and was not supplied", 500
+                )
         user = self.users.get(str(payload["username"]))
         if user is None or not hmac.compare_digest(user.token, str(payload["token"])):
             raise ApiError("AUTH_INVALID", "User credential verification failed")
@@ -234,7 +258,9 @@ class Service:
 
     def ep_notifications(self, key: ApiKey, payload: dict[str, Any]) -> list[dict[str, Any]]:
         if not payload.get("systemId"):
-            raise ApiError("INPUT_PARAMETER_REQUIRED", "The parameter systemId is required and was not supplied", 500)
+            raise ApiError(
+                "INPUT_PARAMETER_REQUIRED", "The parameter systemId is required and was not supplied", 500
+            )
         return []
 
     # -- datasets ------------------------------------------------------------------------
@@ -242,7 +268,9 @@ class Service:
     def _dataset(self, payload: dict[str, Any], name: str = "datasetName"):
         alias = str(payload.get(name) or "").lower()
         if not alias:
-            raise ApiError("INPUT_PARAMETER_REQUIRED", f"The parameter {name} is required and was not supplied", 500)
+            raise ApiError(
+                "INPUT_PARAMETER_REQUIRED", f"The parameter {name} is required and was not supplied", 500
+            )
         if alias in RETIRED:
             raise ApiError("DATASET_AUTH", "Dataset status is unavailable to this user")
         info = DATASETS.get(alias)
@@ -254,21 +282,36 @@ class Service:
         count = sum(1 for s in self.scenes if info.level != 2 or s.l2_generated) if info.level else 0
         newest = max((s.acquired for s in self.scenes), default=dt.date.today())
         return {
-            "abstractText": f"{info.collection_name} (emulated)", "acquisitionStart": info.start,
-            "acquisitionEnd": None, "catalogs": ["EE"], "collectionName": info.collection_name,
-            "collectionLongName": info.collection_name, "datasetId": info.dataset_id,
-            "datasetAlias": info.alias, "datasetCategoryName": info.category, "dataOwner": "LSAA",
-            "dateUpdated": "2024-08-20 00:00:00-05", "doiNumber": info.doi, "ingestFrequency": "P1D",
-            "keywords": "Landsat", "legacyId": None, "sceneCount": count,
+            "abstractText": f"{info.collection_name} (emulated)",
+            "acquisitionStart": info.start,
+            "acquisitionEnd": None,
+            "catalogs": ["EE"],
+            "collectionName": info.collection_name,
+            "collectionLongName": info.collection_name,
+            "datasetId": info.dataset_id,
+            "datasetAlias": info.alias,
+            "datasetCategoryName": info.category,
+            "dataOwner": "LSAA",
+            "dateUpdated": "2024-08-20 00:00:00-05",
+            "doiNumber": info.doi,
+            "ingestFrequency": "P1D",
+            "keywords": "Landsat",
+            "legacyId": None,
+            "sceneCount": count,
             "spatialBounds": {"north": 82.7, "east": 194.4, "south": -82.7, "west": -180.0},
             "temporalCoverage": json.dumps([f"{info.start} 00:00:00-05", f"{newest} 00:00:00-05"]),
-            "supportCloudCover": info.level > 0, "supportDeletionSearch": True, "allowInKmz": False,
+            "supportCloudCover": info.level > 0,
+            "supportDeletionSearch": True,
+            "allowInKmz": False,
         }
 
     def ep_dataset_search(self, key: ApiKey, payload: dict[str, Any]) -> list[dict[str, Any]]:
         query = str(payload.get("datasetName") or "").lower()
-        found = [d for d in DATASETS.values()
-                 if not query or query in d.alias or query in d.collection_name.lower()]
+        found = [
+            d
+            for d in DATASETS.values()
+            if not query or query in d.alias or query in d.collection_name.lower()
+        ]
         return [self._dataset_json(d) for d in found]
 
     def ep_dataset(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
@@ -283,16 +326,26 @@ class Service:
         info = self._dataset(payload)
         out = []
         for spec in filters_for(info.alias):
-            config: dict[str, Any] = {"type": spec.kind, "filters": [], "validators": [], "numElements": 0,
-                                      "displayListId": None}
+            config: dict[str, Any] = {
+                "type": spec.kind,
+                "filters": [],
+                "validators": [],
+                "numElements": 0,
+                "displayListId": None,
+            }
             if spec.kind == "Text":
                 config["filters"] = [{"type": "StringToUpper"}, {"type": "Application\\Filter\\Like"}]
-            out.append({
-                "id": spec.filter_id, "legacyFieldId": None,
-                "dictionaryLink": f"https://www.usgs.gov/centers/eros/science/landsat-data-dictionary#{spec.label}",
-                "fieldConfig": config, "fieldLabel": spec.label, "searchSql": spec.search_sql,
-                "valueList": ({"": "All", **spec.values} if spec.values else []),
-            })
+            out.append(
+                {
+                    "id": spec.filter_id,
+                    "legacyFieldId": None,
+                    "dictionaryLink": f"https://www.usgs.gov/centers/eros/science/landsat-data-dictionary#{spec.label}",
+                    "fieldConfig": config,
+                    "fieldLabel": spec.label,
+                    "searchSql": spec.search_sql,
+                    "valueList": ({"": "All", **spec.values} if spec.values else []),
+                }
+            )
         return out
 
     def ep_dataset_file_groups(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
@@ -304,11 +357,26 @@ class Service:
         groups: dict[str, dict[str, Any]] = {}
         for order, suffix in enumerate(product_suffixes(info.level)):
             for group in file_groups(info.level, suffix):
-                entry = groups.setdefault(group, {
-                    "id": group, "label": GROUP_LABELS[group], "description": GROUP_LABELS[group],
-                    "displayOrder": len(groups), "color": None, "icon": None, "files": []})
-                entry["files"].append({"name": suffix, "productName": product_name, "displayOrder": order,
-                                       "productIds": {product_id: "ls_s3"}})
+                entry = groups.setdefault(
+                    group,
+                    {
+                        "id": group,
+                        "label": GROUP_LABELS[group],
+                        "description": GROUP_LABELS[group],
+                        "displayOrder": len(groups),
+                        "color": None,
+                        "icon": None,
+                        "files": [],
+                    },
+                )
+                entry["files"].append(
+                    {
+                        "name": suffix,
+                        "productName": product_name,
+                        "displayOrder": order,
+                        "productIds": {product_id: "ls_s3"},
+                    }
+                )
         return {"primary": [], "secondary": {secondary.dataset_id: groups}}
 
     # -- search --------------------------------------------------------------------------
@@ -326,7 +394,7 @@ class Service:
         matches = [s for s in self._scenes_of(level) if self._matches(s, level, info.alias, scene_filter)]
         descending = str(payload.get("sortDirection") or "DESC").upper() != "ASC"
         matches.sort(key=lambda s: (s.acquired, s.entity_id), reverse=descending)
-        page = matches[start - 1:start - 1 + max_results]
+        page = matches[start - 1 : start - 1 + max_results]
         total = len(matches)
         next_record = start + len(page)
         if next_record > total and not self.faults.next_record_past_end:
@@ -334,9 +402,13 @@ class Service:
         metadata_type = payload.get("metadataType")
         return {
             "results": [self._scene_json(s, level, metadata_type) for s in page],
-            "recordsReturned": len(page), "totalHits": total,
+            "recordsReturned": len(page),
+            "totalHits": total,
             "totalHitsAccuracy": "exact" if scene_filter else "approximate",
-            "isCustomized": False, "numExcluded": 0, "startingNumber": start, "nextRecord": next_record,
+            "isCustomized": False,
+            "numExcluded": 0,
+            "startingNumber": start,
+            "nextRecord": next_record,
         }
 
     def ep_scene_metadata(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
@@ -344,8 +416,11 @@ class Service:
         wanted = str(payload.get("entityId") or "")
         id_type = payload.get("idType") or "entityId"
         for scene in self._scenes_of(info.level or 2):
-            ids = {"entityId": scene.entity_id, "orderingId": scene.entity_id,
-                   "displayId": scene.display_id(info.level or 2)}
+            ids = {
+                "entityId": scene.entity_id,
+                "orderingId": scene.entity_id,
+                "displayId": scene.display_id(info.level or 2),
+            }
             if ids.get(id_type) == wanted:
                 data = self._scene_json(scene, info.level or 2, payload.get("metadataType") or "full")
                 data["orderingId"] = scene.entity_id
@@ -363,36 +438,70 @@ class Service:
                 ("Landsat Product Identifier L2" if level == 2 else "Landsat Product Identifier L1", pid),
                 ("Landsat Scene Identifier", scene.entity_id),
                 ("Date Acquired", f"{scene.acquired:%Y/%m/%d}"),
-                ("Collection Category", scene.tier), ("Collection Number", "2"),
-                ("WRS Path", f" {scene.path:03d}"), ("WRS Row", f" {scene.row:03d}"),
+                ("Collection Category", scene.tier),
+                ("Collection Number", "2"),
+                ("WRS Path", f" {scene.path:03d}"),
+                ("WRS Row", f" {scene.row:03d}"),
                 ("Land Cloud Cover", f"{scene.cloud_cover_land:.2f}"),
                 ("Scene Cloud Cover L1", f"{scene.cloud_cover:.2f}"),
-                ("Satellite", str(scene.satellite)), ("Sensor Identifier", "OLI_TIRS"),
+                ("Satellite", str(scene.satellite)),
+                ("Sensor Identifier", "OLI_TIRS"),
             ]
             if metadata_type == "full":
-                fields += [("Sun Elevation L0RA", f"{scene.sun_elevation:.8f}"),
-                           ("Sun Azimuth L0RA", f"{scene.sun_azimuth:.8f}"),
-                           ("Nadir/Off Nadir", "NADIR"), ("Image Quality", "9"),
-                           ("Start Time", f"{scene.scene_time:%Y:%j:%H:%M:%S.%f}")]
-            metadata = [{"id": f"5e83d14f{i:08x}", "fieldName": name,
-                         "dictionaryLink": "https://www.usgs.gov/centers/eros/science/landsat-data-dictionary",
-                         "value": value} for i, (name, value) in enumerate(fields)]
+                fields += [
+                    ("Sun Elevation L0RA", f"{scene.sun_elevation:.8f}"),
+                    ("Sun Azimuth L0RA", f"{scene.sun_azimuth:.8f}"),
+                    ("Nadir/Off Nadir", "NADIR"),
+                    ("Image Quality", "9"),
+                    ("Start Time", f"{scene.scene_time:%Y:%j:%H:%M:%S.%f}"),
+                ]
+            metadata = [
+                {
+                    "id": f"5e83d14f{i:08x}",
+                    "fieldName": name,
+                    "dictionaryLink": "https://www.usgs.gov/centers/eros/science/landsat-data-dictionary",
+                    "value": value,
+                }
+                for i, (name, value) in enumerate(fields)
+            ]
         browse_base = f"{self.base_url}/gen-browse?type=refl&product_id={pid}"
         return {
-            "browse": [{
-                "id": f"5e83a{scene.seed:011x}", "browseRotationEnabled": None,
-                "browseName": "LandsatLook Natural Color Preview Image",
-                "browsePath": f"{browse_base}&size=rrb", "overlayPath": None, "overlayType": "dmid_wms",
-                "thumbnailPath": f"{browse_base}&size=thumb",
-            }],
-            "cloudCover": f"{scene.cloud_cover:.2f}", "entityId": scene.entity_id, "displayId": pid,
-            "orderingId": None, "metadata": metadata, "hasCustomizedMetadata": False,
+            "browse": [
+                {
+                    "id": f"5e83a{scene.seed:011x}",
+                    "browseRotationEnabled": None,
+                    "browseName": "LandsatLook Natural Color Preview Image",
+                    "browsePath": f"{browse_base}&size=rrb",
+                    "overlayPath": None,
+                    "overlayType": "dmid_wms",
+                    "thumbnailPath": f"{browse_base}&size=thumb",
+                }
+            ],
+            "cloudCover": f"{scene.cloud_cover:.2f}",
+            "entityId": scene.entity_id,
+            "displayId": pid,
+            "orderingId": None,
+            "metadata": metadata,
+            "hasCustomizedMetadata": False,
             "options": {"bulk": True, "download": True, "order": True, "secondary": False},
             "selected": None,
-            "spatialBounds": {"type": "Polygon", "coordinates": [[[min(lons), min(lats)], [min(lons), max(lats)],
-                              [max(lons), max(lats)], [max(lons), min(lats)], [min(lons), min(lats)]]]},
+            "spatialBounds": {
+                "type": "Polygon",
+                "coordinates": [
+                    [
+                        [min(lons), min(lats)],
+                        [min(lons), max(lats)],
+                        [max(lons), max(lats)],
+                        [max(lons), min(lats)],
+                        [min(lons), min(lats)],
+                    ]
+                ],
+            },
             "spatialCoverage": {"type": "Polygon", "coordinates": [ring]},
-            "temporalCoverage": {"startDate": f"{scene.acquired} 00:00:00", "endDate": f"{scene.acquired} 00:00:00"},
+            "temporalCoverage": {
+                "startDate": f"{scene.acquired} 00:00:00",
+                "endDate": f"{scene.acquired} 00:00:00",
+            },
             "publishDate": f"{published:%Y-%m-%d %H:%M:%S}-05",
         }
 
@@ -426,8 +535,9 @@ class Service:
             return self._metadata_matches(scene, level, metadata, specs)
         return True
 
-    def _metadata_matches(self, scene: SceneRecord, level: int, f: dict[str, Any],
-                          specs: dict[str, FilterSpec]) -> bool:
+    def _metadata_matches(
+        self, scene: SceneRecord, level: int, f: dict[str, Any], specs: dict[str, FilterSpec]
+    ) -> bool:
         kind = str(f.get("filterType") or "").lower()
         if kind in ("and", "or"):
             results = [self._metadata_matches(scene, level, c, specs) for c in f.get("childFilters") or []]
@@ -440,7 +550,9 @@ class Service:
             low, high = f.get("firstValue"), f.get("secondValue")
             if isinstance(actual, str):
                 return (low is None or actual >= str(low)) and (high is None or actual <= str(high))
-            return (low is None or float(actual) >= float(low)) and (high is None or float(actual) <= float(high))
+            return (low is None or float(actual) >= float(low)) and (
+                high is None or float(actual) <= float(high)
+            )
         if kind == "value":
             value = str(f.get("value") or "").upper()
             text = str(actual).upper()
@@ -457,7 +569,9 @@ class Service:
     def ep_scene_list_add(self, key: ApiKey, payload: dict[str, Any]) -> int:
         list_id = str(payload.get("listId") or "")
         if not list_id:
-            raise ApiError("INPUT_PARAMETER_REQUIRED", "The parameter listId is required and was not supplied", 500)
+            raise ApiError(
+                "INPUT_PARAMETER_REQUIRED", "The parameter listId is required and was not supplied", 500
+            )
         info = self._dataset(payload)
         ids = payload.get("entityIds")
         if ids is None and payload.get("entityId"):
@@ -493,7 +607,9 @@ class Service:
 
     # -- download options ----------------------------------------------------------------
 
-    def _requested_scenes(self, key: ApiKey, payload: dict[str, Any], level: int, alias: str) -> list[SceneRecord]:
+    def _requested_scenes(
+        self, key: ApiKey, payload: dict[str, Any], level: int, alias: str
+    ) -> list[SceneRecord]:
         if payload.get("listId"):
             ids = key.user.lists.get(str(payload["listId"]), {}).get(alias, [])
         else:
@@ -512,32 +628,48 @@ class Service:
         for scene in self._requested_scenes(key, payload, level, info.alias):
             files = self.store.files(scene, level)
             pid = scene.display_id(level)
-            secondaries = [self._secondary_json(scene, level, suffix, files[suffix], with_groups)
-                           for suffix in product_suffixes(level)]
+            secondaries = [
+                self._secondary_json(scene, level, suffix, files[suffix], with_groups)
+                for suffix in product_suffixes(level)
+            ]
             for product in PRODUCTS[level]:
                 tar = files["tar"]
-                out.append({
-                    "id": product.product_id, "displayId": pid, "entityId": scene.entity_id,
-                    "datasetId": info.dataset_id, "available": product.available,
-                    "filesize": tar.size if product.bundle else 0, "productName": product.name,
-                    "productCode": product.code, "bulkAvailable": product.available,
-                    "downloadSystem": product.system,
-                    "downloadName": None if product.bundle else "C2L2 Tile Product Files",
-                    "secondaryDownloads": secondaries if not product.bundle or product.available else [],
-                    "checksum": _checksum(tar) if product.bundle else None,
-                })
+                out.append(
+                    {
+                        "id": product.product_id,
+                        "displayId": pid,
+                        "entityId": scene.entity_id,
+                        "datasetId": info.dataset_id,
+                        "available": product.available,
+                        "filesize": tar.size if product.bundle else 0,
+                        "productName": product.name,
+                        "productCode": product.code,
+                        "bulkAvailable": product.available,
+                        "downloadSystem": product.system,
+                        "downloadName": None if product.bundle else "C2L2 Tile Product Files",
+                        "secondaryDownloads": secondaries if not product.bundle or product.available else [],
+                        "checksum": _checksum(tar) if product.bundle else None,
+                    }
+                )
         return out
 
     def _secondary_json(self, scene, level, suffix, pfile, with_groups) -> dict[str, Any]:
         product_id, product_name = BAND_FILE_PRODUCT[level]
         pid = scene.display_id(level)
         entry = {
-            "id": product_id, "displayId": f"{pid}_{suffix}",
+            "id": product_id,
+            "displayId": f"{pid}_{suffix}",
             "entityId": secondary_entity_id(level, pid, suffix),
             "datasetId": DATASETS[DATASETS[f"landsat_ot_c2_l{level}"].secondary].dataset_id,
-            "available": True, "filesize": pfile.size, "productName": product_name, "productCode": None,
-            "bulkAvailable": True, "downloadSystem": "ls_s3", "secondaryDownloads": [],
-            "displayOrder": product_suffixes(level).index(suffix), "checksum": _checksum(pfile),
+            "available": True,
+            "filesize": pfile.size,
+            "productName": product_name,
+            "productCode": None,
+            "bulkAvailable": True,
+            "downloadSystem": "ls_s3",
+            "secondaryDownloads": [],
+            "displayOrder": product_suffixes(level).index(suffix),
+            "checksum": _checksum(pfile),
         }
         if with_groups:
             entry["fileGroups"] = file_groups(level, suffix)
@@ -545,7 +677,9 @@ class Service:
 
     # -- download queue ------------------------------------------------------------------
 
-    def _resolve_download(self, entity_id: str, product_id: str) -> tuple[SceneRecord, int, str | None] | None:
+    def _resolve_download(
+        self, entity_id: str, product_id: str
+    ) -> tuple[SceneRecord, int, str | None] | None:
         """A (scene entityId, bundle productId) or (secondary entityId, band-file productId) pair."""
         scene = self.by_entity.get(entity_id)
         if scene is not None:
@@ -575,8 +709,10 @@ class Service:
         now = self.clock()
         user.recent_downloads = [t for t in user.recent_downloads if now - t < 900]
         pending = sum(1 for q in self.queue.values() if q.user == user.name and q.status == "Preparing")
-        if len(user.recent_downloads) >= self.faults.recent_download_limit or \
-                pending >= self.faults.pending_download_limit:
+        if (
+            len(user.recent_downloads) >= self.faults.recent_download_limit
+            or pending >= self.faults.pending_download_limit
+        ):
             raise ApiError("RATE_LIMIT_USER_DL", "User has reached download-related rate limits")
         user.recent_downloads.append(now)
 
@@ -591,8 +727,14 @@ class Service:
             wanted += self._data_group_items(key, group)
         request_id = next(self._request_ids)
         default_label = label or f"m2m_{request_id}_{dt.datetime.now():%Y%m%d%H%M%S}"
-        result: dict[str, Any] = {"availableDownloads": [], "preparingDownloads": [], "failed": [],
-                                  "newRecords": {}, "duplicateProducts": {}, "numInvalidScenes": 0}
+        result: dict[str, Any] = {
+            "availableDownloads": [],
+            "preparingDownloads": [],
+            "failed": [],
+            "newRecords": {},
+            "duplicateProducts": {},
+            "numInvalidScenes": 0,
+        }
         with self._lock:
             for entity_id, product_id, item_label in wanted:
                 resolved = self._resolve_download(entity_id, product_id)
@@ -600,28 +742,50 @@ class Service:
                     result["numInvalidScenes"] += 1
                     continue
                 scene, level, suffix = resolved
-                existing = next((q for q in self.queue.values() if q.user == key.user.name
-                                 and q.entity_id == entity_id and q.product_id == product_id
-                                 and q.status not in ("Removed", "Complete")), None)
+                existing = next(
+                    (
+                        q
+                        for q in self.queue.values()
+                        if q.user == key.user.name
+                        and q.entity_id == entity_id
+                        and q.product_id == product_id
+                        and q.status not in ("Removed", "Complete")
+                    ),
+                    None,
+                )
                 if existing is not None:
                     result["duplicateProducts"][str(existing.download_id)] = existing.label
                     continue
                 self._count_download(key.user)
                 download_id = next(self._download_ids)
-                never = bool(self.faults.never_ready_every) and download_id % self.faults.never_ready_every == 0
+                never = (
+                    bool(self.faults.never_ready_every) and download_id % self.faults.never_ready_every == 0
+                )
                 item = QueueItem(
-                    download_id, key.user.name, str(label or item_label or default_label), level, scene,
-                    suffix, product_id, entity_id,
+                    download_id,
+                    key.user.name,
+                    str(label or item_label or default_label),
+                    level,
+                    scene,
+                    suffix,
+                    product_id,
+                    entity_id,
                     scene.display_id(level) + (f"_{suffix}" if suffix else ""),
-                    polls_left=self.faults.preparing_polls, never_ready=never,
-                    status="Preparing" if self.faults.preparing_polls or never else
-                    ("Proxied" if suffix else "Available"),
+                    polls_left=self.faults.preparing_polls,
+                    never_ready=never,
+                    status="Preparing"
+                    if self.faults.preparing_polls or never
+                    else ("Proxied" if suffix else "Available"),
                 )
                 self.queue[download_id] = item
                 result["newRecords"][str(download_id)] = item.label
                 ready = item.status != "Preparing"
-                entry = {"downloadId": download_id, "eulaCode": None, "entityId": entity_id,
-                         "url": self.url_for(item) if ready else self._staging_url(item)}
+                entry = {
+                    "downloadId": download_id,
+                    "eulaCode": None,
+                    "entityId": entity_id,
+                    "url": self.url_for(item) if ready else self._staging_url(item),
+                }
                 result["availableDownloads" if ready else "preparingDownloads"].append(entry)
             for name in ("newRecords", "duplicateProducts"):
                 if not result[name]:
@@ -653,14 +817,22 @@ class Service:
     def _remaining(self, user: User) -> list[dict[str, Any]]:
         recent = self.faults.recent_download_limit - len(user.recent_downloads)
         pending = self.faults.pending_download_limit - sum(
-            1 for q in self.queue.values() if q.user == user.name and q.status == "Preparing")
+            1 for q in self.queue.values() if q.user == user.name and q.status == "Preparing"
+        )
         unattempted = self.faults.pending_download_limit - sum(
-            1 for q in self.queue.values() if q.user == user.name and not q.attempted
-            and q.status in ("Available", "Proxied"))
-        counts = {"recentDownloadCount": recent, "pendingDownloadCount": pending,
-                  "unattemptedDownloadCount": unattempted}
-        return [{"limitType": "user", "username": user.name, **counts},
-                {"limitType": "ip", "ipAddress": "127.0.0.1", **counts}]
+            1
+            for q in self.queue.values()
+            if q.user == user.name and not q.attempted and q.status in ("Available", "Proxied")
+        )
+        counts = {
+            "recentDownloadCount": recent,
+            "pendingDownloadCount": pending,
+            "unattemptedDownloadCount": unattempted,
+        }
+        return [
+            {"limitType": "user", "username": user.name, **counts},
+            {"limitType": "ip", "ipAddress": "127.0.0.1", **counts},
+        ]
 
     def ep_download_retrieve(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
         label = payload.get("label")
@@ -688,11 +860,19 @@ class Service:
         pfile = self._file_of(item)
         codes = {"Available": "A", "Proxied": "P", "Preparing": "Q", "Complete": "C"}
         return {
-            "downloadId": item.download_id, "label": item.label, "entityId": item.entity_id,
-            "displayId": item.display_id, "datasetId": DATASETS[f"landsat_ot_c2_l{item.level}"].dataset_id,
+            "downloadId": item.download_id,
+            "label": item.label,
+            "entityId": item.entity_id,
+            "displayId": item.display_id,
+            "datasetId": DATASETS[f"landsat_ot_c2_l{item.level}"].dataset_id,
             "collectionName": DATASETS[f"landsat_ot_c2_l{item.level}"].collection_name,
-            "productCode": None, "productName": None, "filesize": pfile.size, "eulaCode": None,
-            "statusCode": codes.get(item.status, "X"), "statusText": item.status, "url": url,
+            "productCode": None,
+            "productName": None,
+            "filesize": pfile.size,
+            "eulaCode": None,
+            "statusCode": codes.get(item.status, "X"),
+            "statusText": item.status,
+            "url": url,
             "checksum": _checksum(pfile),
         }
 
@@ -703,18 +883,30 @@ class Service:
     def ep_download_search(self, key: ApiKey, payload: dict[str, Any]) -> list[dict[str, Any]]:
         label = payload.get("label")
         active = bool(payload.get("activeOnly"))
-        return [self._record(q, url=None) for q in self.queue.values()
-                if q.user == key.user.name and (not label or q.label == label)
-                and q.status != "Removed" and not (active and q.status in ("Complete", "Proxied"))]
+        return [
+            self._record(q, url=None)
+            for q in self.queue.values()
+            if q.user == key.user.name
+            and (not label or q.label == label)
+            and q.status != "Removed"
+            and not (active and q.status in ("Complete", "Proxied"))
+        ]
 
     def ep_download_labels(self, key: ApiKey, payload: dict[str, Any]) -> list[dict[str, Any]]:
         labels: dict[str, list[QueueItem]] = {}
         for q in self.queue.values():
             if q.user == key.user.name and q.status != "Removed":
                 labels.setdefault(q.label, []).append(q)
-        return [{"label": name, "dateEntered": int(self.clock() * 1000), "downloadCount": len(items),
-                 "downloadSize": sum(self._file_of(q).size for q in items),
-                 "totalComplete": sum(q.status == "Complete" for q in items)} for name, items in labels.items()]
+        return [
+            {
+                "label": name,
+                "dateEntered": int(self.clock() * 1000),
+                "downloadCount": len(items),
+                "downloadSize": sum(self._file_of(q).size for q in items),
+                "totalComplete": sum(q.status == "Complete" for q in items),
+            }
+            for name, items in labels.items()
+        ]
 
     def ep_download_remove(self, key: ApiKey, payload: dict[str, Any]) -> bool:
         item = self.queue.get(int(payload.get("downloadId") or 0))
@@ -725,7 +917,9 @@ class Service:
     def ep_download_order_remove(self, key: ApiKey, payload: dict[str, Any]) -> int:
         label = payload.get("label")
         if not label:
-            raise ApiError("INPUT_PARAMETER_REQUIRED", "The parameter label is required and was not supplied", 500)
+            raise ApiError(
+                "INPUT_PARAMETER_REQUIRED", "The parameter label is required and was not supplied", 500
+            )
         removed = 0
         for item in self.queue.values():
             if item.user == key.user.name and item.label == label and item.status != "Removed":
@@ -743,11 +937,16 @@ class Service:
         return {"failed": [], "updatedDownloadsCount": updated}
 
     def ep_rate_limit_summary(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
-        limits = {"recentDownloadCount": self.faults.recent_download_limit,
-                  "pendingDownloadCount": self.faults.pending_download_limit,
-                  "unattemptedDownloadCount": self.faults.pending_download_limit}
-        return {"initialLimits": [limits], "remainingLimits": self._remaining(key.user),
-                "recentDownloadCounts": []}
+        limits = {
+            "recentDownloadCount": self.faults.recent_download_limit,
+            "pendingDownloadCount": self.faults.pending_download_limit,
+            "unattemptedDownloadCount": self.faults.pending_download_limit,
+        }
+        return {
+            "initialLimits": [limits],
+            "remainingLimits": self._remaining(key.user),
+            "recentDownloadCounts": [],
+        }
 
     # -- signed URLs ---------------------------------------------------------------------
 
@@ -758,16 +957,23 @@ class Service:
     def url_for(self, item: QueueItem) -> str:
         generated = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc).isoformat(timespec="seconds")
         user = self.users[item.user]
-        signature = {"downloadApp": "M2M", "contactId": user.contact_id, "downloadId": item.download_id,
-                     "dateGenerated": generated, "id": item.display_id,
-                     "signature": self._sign(item.download_id, item.display_id, generated)}
+        signature = {
+            "downloadApp": "M2M",
+            "contactId": user.contact_id,
+            "downloadId": item.download_id,
+            "dateGenerated": generated,
+            "id": item.display_id,
+            "signature": self._sign(item.download_id, item.display_id, generated),
+        }
         token = base64.urlsafe_b64encode(json.dumps(signature).encode()).decode()
         pid = item.scene.display_id(item.level)
         if item.suffix is None:
             return f"{self.base_url}/gen-bundle?landsat_product_id={pid}&requestSignature={token}"
         s = item.scene
-        return (f"{self.base_url}/data/collection02/level-{item.level}/standard/oli-tirs/{s.acquired.year}/"
-                f"{s.path:03d}/{s.row:03d}/{pid}/{pid}_{item.suffix}?requestSignature={token}")
+        return (
+            f"{self.base_url}/data/collection02/level-{item.level}/standard/oli-tirs/{s.acquired.year}/"
+            f"{s.path:03d}/{s.row:03d}/{pid}/{pid}_{item.suffix}?requestSignature={token}"
+        )
 
     def _staging_url(self, item: QueueItem) -> str:
         token = base64.urlsafe_b64encode(json.dumps({"id": item.download_id}).encode()).decode()
@@ -782,7 +988,10 @@ class Service:
         except (ValueError, KeyError, TypeError):
             raise PermissionError("malformed signature") from None
         expected = self._sign(download_id, str(signature.get("id")), generated)
-        if not hmac.compare_digest(expected, str(signature.get("signature"))) or signature.get("id") != display_id:
+        if (
+            not hmac.compare_digest(expected, str(signature.get("signature")))
+            or signature.get("id") != display_id
+        ):
             raise PermissionError("bad signature")
         age = self.clock() - dt.datetime.fromisoformat(generated).timestamp()
         if age > self.faults.url_ttl:
@@ -815,11 +1024,14 @@ def parse_spatial(spatial: dict[str, Any]):
             return shape(geo)
     except (KeyError, TypeError, ValueError) as exc:
         raise ApiError("INPUT_PARAMETER_INVALID", f"Invalid spatialFilter: {exc}", 500) from None
-    raise ApiError("INPUT_PARAMETER_INVALID", f"Invalid spatialFilter filterType: {spatial.get('filterType')}", 500)
+    raise ApiError(
+        "INPUT_PARAMETER_INVALID", f"Invalid spatialFilter filterType: {spatial.get('filterType')}", 500
+    )
 
 
 def _standard_coordinates(kind: Any, coords: Any) -> Any:
     """Accept DT's ``{latitude, longitude}`` objects (flat outer ring for polygons) too."""
+
     def point(p: Any) -> list[float]:
         return [float(p["longitude"]), float(p["latitude"])] if isinstance(p, dict) else [float(v) for v in p]
 

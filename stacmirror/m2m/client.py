@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random
 
 from .credentials import Credentials, Secret
 from .errors import (
@@ -178,9 +178,8 @@ class M2MClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, DownloadLimitError):
             return self.retry.download_limit_wait
-        return wait_exponential_jitter(
-            initial=self.retry.initial_wait, max=self.retry.max_wait, jitter=self.retry.initial_wait
-        )(state)
+        backoff = wait_exponential(multiplier=self.retry.initial_wait, max=self.retry.max_wait)
+        return (backoff + wait_random(0, self.retry.initial_wait))(state)
 
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -310,7 +309,12 @@ class M2MClient:
     # -- scene lists and downloads -----------------------------------------------------------
 
     def scene_list_add(self, list_id: str, dataset: str, entity_ids: list[str], ttl: str = "P1D") -> int:
-        payload = {"listId": list_id, "datasetName": dataset, "entityIds": list(entity_ids), "timeToLive": ttl}
+        payload = {
+            "listId": list_id,
+            "datasetName": dataset,
+            "entityIds": list(entity_ids),
+            "timeToLive": ttl,
+        }
         result = self.call("scene-list-add", payload)
         if isinstance(result, dict):  # the development branch answers {sceneCount, failed}
             return int(result.get("sceneCount") or 0)

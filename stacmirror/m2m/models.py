@@ -295,9 +295,7 @@ class DownloadRequestResult:
             preparing=[ReadyDownload.from_json(d) for d in data.get("preparingDownloads") or []],
             failed=list(data.get("failed") or []),
             new_records={int(k): str(v) for k, v in as_mapping(data.get("newRecords")).items()},
-            duplicate_products={
-                int(k): str(v) for k, v in as_mapping(data.get("duplicateProducts")).items()
-            },
+            duplicate_products={int(k): str(v) for k, v in as_mapping(data.get("duplicateProducts")).items()},
             num_invalid_scenes=as_int(data.get("numInvalidScenes")) or 0,
             remaining_limits=list(data.get("remainingLimits") or []),
         )

@@ -1,0 +1,257 @@
+"""The ``stacmirror`` command line: thin wrappers over the stage packages.
+
+Bad input, missing credentials and refused access end with one line on stderr
+and exit code 2; service failures that outlived the retries exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import UserError
+from .m2m import AccessDeniedError, AuthError, CredentialsError, InputError, M2MError
+
+
+class _Group(click.Group):
+    """Turns known failures into one-line messages with a stable exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UserError, CredentialsError) as exc:
+            _fail(str(exc), 2)
+        except AccessDeniedError as exc:
+            _fail(f"{exc.code}: {AccessDeniedError.HINT}", 2)
+        except (InputError, AuthError) as exc:
+            _fail(str(exc), 2)
+        except M2MError as exc:
+            _fail(f"the M2M service failed and retries did not help: {exc}", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"stacmirror: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="stacmirror")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Mirror Landsat Collection 2 from USGS M2M into a local STAC catalog.
+
+    With no USGS credentials configured (M2M_USERNAME/M2M_TOKEN or
+    ~/.config/stacmirror/credentials.ini) and no --service-url, commands run
+    against the built-in M2M emulator and its synthetic scenes.
+    """
+    level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+service_option = click.option(
+    "--service-url",
+    envvar="M2M_SERVICE_URL",
+    help="M2M service root (default: the USGS stable endpoint; env M2M_SERVICE_URL).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose scenes, shared by search and harvest."""
+    options = [
+        click.option("--dataset", required=True, help="Dataset alias, e.g. landsat_ot_c2_l2."),
+        click.option("--aoi", type=click.Path(path_type=Path), help="Area: GeoJSON file of polygons."),
+        click.option("--bbox", help="Area: W,S,E,N in degrees (W > E crosses the antimeridian)."),
+        click.option("--wkt", help="Area: a WKT Polygon or MultiPolygon in lon/lat."),
+        click.option("--start", required=True, help="First acquisition date, YYYY-MM-DD."),
+        click.option("--end", required=True, help="Last acquisition date, YYYY-MM-DD (inclusive)."),
+        click.option("--cloud-max", type=float, help="Maximum scene cloud cover, percent."),
+        click.option("--cloud-min", type=float, help="Minimum scene cloud cover, percent."),
+        click.option("--satellite", type=click.Choice(["8", "9"]), help="Landsat 8 or 9 only."),
+        click.option("--path", "wrs_path", help="WRS path or range P-P."),
+        click.option("--row", "wrs_row", help="WRS row or range R-R."),
+        click.option("--tier", type=click.Choice(["T1", "T2", "RT"]), help="Collection category."),
+        click.option("--filter", "extra_filters", multiple=True,
+                     help='Any dataset filter by label, "Label=VALUE" (see: stacmirror filters DATASET).'),
+        click.option("--max-scenes", type=click.IntRange(min=1), help="Keep at most N scenes (newest first)."),
+        service_option,
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), func)
+
+
+def build_selection(kwargs: dict[str, Any]):
+    from .harvest.selection import Selection, load_area, parse_date
+
+    area = None
+    if kwargs.get("aoi") or kwargs.get("bbox") or kwargs.get("wkt"):
+        area = load_area(kwargs.get("aoi"), kwargs.get("bbox"), kwargs.get("wkt"))
+    selection = Selection(
+        dataset=kwargs["dataset"],
+        area=area,
+        start=parse_date(kwargs["start"], "--start"),
+        end=parse_date(kwargs["end"], "--end"),
+        cloud_min=kwargs.get("cloud_min"),
+        cloud_max=kwargs.get("cloud_max"),
+        satellite=kwargs.get("satellite"),
+        path=kwargs.get("wrs_path"),
+        row=kwargs.get("wrs_row"),
+        tier=kwargs.get("tier"),
+        extra_filters=list(kwargs.get("extra_filters") or ()),
+    )
+    selection.check()
+    return selection
+
+
+def scene_json(scene) -> dict[str, Any]:
+    browse = scene.natural_colour_browse()
+    return {
+        "entityId": scene.entity_id,
+        "displayId": scene.display_id,
+        "acquired": scene.acquisition_date.isoformat() if scene.acquisition_date else None,
+        "cloudCover": scene.cloud_cover,
+        "wrsPath": scene.wrs_path,
+        "wrsRow": scene.wrs_row,
+        "footprint": scene.footprint,
+        "browse": browse.url if browse else None,
+    }
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("query", required=False)
+@service_option
+@json_option
+def datasets(query: str | None, service_url: str | None, as_json: bool) -> None:
+    """List datasets matching QUERY (alias, name, dates, scene count)."""
+    from .connect import open_client
+
+    with open_client(service_url, quiet=as_json) as client:
+        found = client.dataset_search(query)
+    if as_json:
+        click.echo(json.dumps([{
+            "alias": d.alias, "datasetId": d.dataset_id, "name": d.collection_name,
+            "start": str(d.acquisition_start) if d.acquisition_start else None,
+            "end": str(d.acquisition_end) if d.acquisition_end else None, "sceneCount": d.scene_count,
+        } for d in found], indent=2))
+        return
+    for d in found:
+        span = f"{d.acquisition_start or '?'} .. {d.acquisition_end or 'now'}"
+        click.echo(f"{d.alias:32} {d.collection_name:40} {span:26} {d.scene_count or 0:>10} scenes")
+
+
+@main.command()
+@click.argument("dataset")
+@service_option
+@json_option
+def filters(dataset: str, service_url: str | None, as_json: bool) -> None:
+    """List DATASET's metadata filters: label, type and allowed values."""
+    from .connect import open_client
+
+    with open_client(service_url, quiet=as_json) as client:
+        try:
+            found = client.dataset_filters(dataset)
+        except InputError as exc:
+            raise UserError(f"{dataset}: {exc.message}") from None
+    if as_json:
+        click.echo(json.dumps([{"id": f.filter_id, "label": f.label, "type": f.kind, "values": f.values}
+                               for f in found], indent=2))
+        return
+    for f in found:
+        values = ", ".join(f.values) if f.values else ("N or N-M" if f.kind == "Range" else "text")
+        click.echo(f"{f.label:34} {f.kind:7} {values}")
+
+
+@main.command()
+@selection_options
+@json_option
+@click.option("--geojson", "geojson_out", type=click.Path(path_type=Path),
+              help="Also write the footprints as a GeoJSON FeatureCollection.")
+def search(as_json: bool, geojson_out: Path | None, **kwargs: Any) -> None:
+    """Search M2M and print the matching scenes."""
+    from .connect import open_client
+    from .harvest.selection import search as run_search
+
+    selection = build_selection(kwargs)
+    with open_client(kwargs.get("service_url"), quiet=as_json) as client:
+        scenes = run_search(client, selection, limit=kwargs.get("max_scenes"))
+        calls = dict(client.calls)
+    if geojson_out:
+        from .fileio import write_json_atomic
+
+        features = [{"type": "Feature", "id": s.display_id, "geometry": s.footprint,
+                     "properties": {k: v for k, v in scene_json(s).items() if k != "footprint"}} for s in scenes]
+        write_json_atomic(geojson_out, {"type": "FeatureCollection", "features": features})
+    if as_json:
+        click.echo(json.dumps({"dataset": selection.dataset, "count": len(scenes),
+                               "scenes": [scene_json(s) for s in scenes], "apiCalls": calls}, indent=2))
+        return
+    for s in scenes:
+        cloud = "   ?" if s.cloud_cover is None else f"{s.cloud_cover:5.1f}%"
+        click.echo(f"{s.display_id}  {s.acquisition_date}  cloud {cloud}  path/row {s.wrs_path:03d}/{s.wrs_row:03d}")
+    click.echo(f"{len(scenes)} scene(s)", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=0, show_default=True, help="Port (0 picks a free one).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Cache folder for generated files.")
+@click.option("--scenes", default=36, show_default=True, help="Number of synthetic acquisitions.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic archive.")
+@click.option("--full-size", is_flag=True, help="Full-size scenes (~7000 x 7000 px) for benchmarks.")
+@click.option("--user", "users", multiple=True, metavar="NAME:TOKEN[:nomachine]",
+              help="Accepted credentials (default demo:demo-token); ':nomachine' denies downloads.")
+@click.option("--cut-every", type=int, default=0, help="Cut every Nth file transfer mid-body.")
+@click.option("--api-5xx-every", type=int, default=0, help="Every Nth API call: HTTP 503 HTML page.")
+@click.option("--api-html-every", type=int, default=0, help="Every Nth API call: HTTP 200 HTML page.")
+@click.option("--file-5xx-every", type=int, default=0, help="Every Nth file transfer: HTTP 502.")
+@click.option("--file-html-every", type=int, default=0, help="Every Nth file transfer: HTML error body.")
+@click.option("--expire-key-after", type=int, default=0, help="API keys expire after N calls.")
+@click.option("--preparing-polls", type=int, default=0, help="Downloads stay preparing for N polls.")
+@click.option("--never-ready-every", type=int, default=0, help="Every Nth download never becomes ready.")
+@click.option("--url-ttl", type=float, default=86400.0, help="Signed URL lifetime in seconds (then 403).")
+@click.option("--throttle-bps", type=int, default=0, help="Cap each file transfer at N bytes/s.")
+@click.option("--api-latency", type=float, default=0.0, help="Seconds each API call takes.")
+def emulator(host: str, port: int, data_dir: Path | None, scenes: int, seed: int, full_size: bool,
+             users: tuple[str, ...], **faults: Any) -> None:
+    """Run the offline M2M emulator (API + file hosts) until interrupted."""
+    from .connect import emulator_cache
+    from .emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
+
+    accounts: dict[str, tuple[str, bool]] = {}
+    for entry in users or (f"{DEMO_USERNAME}:{DEMO_TOKEN}",):
+        name, sep, rest = entry.partition(":")
+        token, _, role = rest.partition(":")
+        if not sep or not name or not token or role not in ("", "nomachine"):
+            raise UserError(f"--user must be NAME:TOKEN or NAME:TOKEN:nomachine, got {name!r}:...")
+        accounts[name] = (token, role != "nomachine")
+    fault_config = Faults(
+        file_cut_every=faults["cut_every"], api_5xx_every=faults["api_5xx_every"],
+        api_html_every=faults["api_html_every"], file_5xx_every=faults["file_5xx_every"],
+        file_html_every=faults["file_html_every"], expire_key_after=faults["expire_key_after"],
+        preparing_polls=faults["preparing_polls"], never_ready_every=faults["never_ready_every"],
+        url_ttl=faults["url_ttl"], throttle_bps=faults["throttle_bps"], api_latency=faults["api_latency"],
+    )
+    emu = Emulator(data_dir or emulator_cache(), scenes=scenes, seed=seed, full_size=full_size,
+                   faults=fault_config, users=accounts, host=host, port=port)
+    click.echo(f"M2M emulator serving {emu.service_url} (users: {', '.join(accounts)})", err=False)
+    sys.stdout.flush()
+    try:
+        emu.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -79,9 +79,15 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--path", "wrs_path", help="WRS path or range P-P."),
         click.option("--row", "wrs_row", help="WRS row or range R-R."),
         click.option("--tier", type=click.Choice(["T1", "T2", "RT"]), help="Collection category."),
-        click.option("--filter", "extra_filters", multiple=True,
-                     help='Any dataset filter by label, "Label=VALUE" (see: stacmirror filters DATASET).'),
-        click.option("--max-scenes", type=click.IntRange(min=1), help="Keep at most N scenes (newest first)."),
+        click.option(
+            "--filter",
+            "extra_filters",
+            multiple=True,
+            help='Any dataset filter by label, "Label=VALUE" (see: stacmirror filters DATASET).',
+        ),
+        click.option(
+            "--max-scenes", type=click.IntRange(min=1), help="Keep at most N scenes (newest first)."
+        ),
         service_option,
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), func)
@@ -138,11 +144,22 @@ def datasets(query: str | None, service_url: str | None, as_json: bool) -> None:
     with open_client(service_url, quiet=as_json) as client:
         found = client.dataset_search(query)
     if as_json:
-        click.echo(json.dumps([{
-            "alias": d.alias, "datasetId": d.dataset_id, "name": d.collection_name,
-            "start": str(d.acquisition_start) if d.acquisition_start else None,
-            "end": str(d.acquisition_end) if d.acquisition_end else None, "sceneCount": d.scene_count,
-        } for d in found], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "alias": d.alias,
+                        "datasetId": d.dataset_id,
+                        "name": d.collection_name,
+                        "start": str(d.acquisition_start) if d.acquisition_start else None,
+                        "end": str(d.acquisition_end) if d.acquisition_end else None,
+                        "sceneCount": d.scene_count,
+                    }
+                    for d in found
+                ],
+                indent=2,
+            )
+        )
         return
     for d in found:
         span = f"{d.acquisition_start or '?'} .. {d.acquisition_end or 'now'}"
@@ -163,8 +180,12 @@ def filters(dataset: str, service_url: str | None, as_json: bool) -> None:
         except InputError as exc:
             raise UserError(f"{dataset}: {exc.message}") from None
     if as_json:
-        click.echo(json.dumps([{"id": f.filter_id, "label": f.label, "type": f.kind, "values": f.values}
-                               for f in found], indent=2))
+        click.echo(
+            json.dumps(
+                [{"id": f.filter_id, "label": f.label, "type": f.kind, "values": f.values} for f in found],
+                indent=2,
+            )
+        )
         return
     for f in found:
         values = ", ".join(f.values) if f.values else ("N or N-M" if f.kind == "Range" else "text")
@@ -174,8 +195,12 @@ def filters(dataset: str, service_url: str | None, as_json: bool) -> None:
 @main.command()
 @selection_options
 @json_option
-@click.option("--geojson", "geojson_out", type=click.Path(path_type=Path),
-              help="Also write the footprints as a GeoJSON FeatureCollection.")
+@click.option(
+    "--geojson",
+    "geojson_out",
+    type=click.Path(path_type=Path),
+    help="Also write the footprints as a GeoJSON FeatureCollection.",
+)
 def search(as_json: bool, geojson_out: Path | None, **kwargs: Any) -> None:
     """Search M2M and print the matching scenes."""
     from .connect import open_client
@@ -188,17 +213,178 @@ def search(as_json: bool, geojson_out: Path | None, **kwargs: Any) -> None:
     if geojson_out:
         from .fileio import write_json_atomic
 
-        features = [{"type": "Feature", "id": s.display_id, "geometry": s.footprint,
-                     "properties": {k: v for k, v in scene_json(s).items() if k != "footprint"}} for s in scenes]
+        features = [
+            {
+                "type": "Feature",
+                "id": s.display_id,
+                "geometry": s.footprint,
+                "properties": {k: v for k, v in scene_json(s).items() if k != "footprint"},
+            }
+            for s in scenes
+        ]
         write_json_atomic(geojson_out, {"type": "FeatureCollection", "features": features})
     if as_json:
-        click.echo(json.dumps({"dataset": selection.dataset, "count": len(scenes),
-                               "scenes": [scene_json(s) for s in scenes], "apiCalls": calls}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "dataset": selection.dataset,
+                    "count": len(scenes),
+                    "scenes": [scene_json(s) for s in scenes],
+                    "apiCalls": calls,
+                },
+                indent=2,
+            )
+        )
         return
     for s in scenes:
         cloud = "   ?" if s.cloud_cover is None else f"{s.cloud_cover:5.1f}%"
-        click.echo(f"{s.display_id}  {s.acquisition_date}  cloud {cloud}  path/row {s.wrs_path:03d}/{s.wrs_row:03d}")
+        click.echo(
+            f"{s.display_id}  {s.acquisition_date}  cloud {cloud}  path/row {s.wrs_path:03d}/{s.wrs_row:03d}"
+        )
     click.echo(f"{len(scenes)} scene(s)", err=True)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@selection_options
+@click.option(
+    "--mode",
+    type=click.Choice(["bands", "bundle", "band-group"]),
+    help="What to fetch: single band files, whole bundles (unpacked), or file groups. "
+    "Default: bands when --bands is given, else bundle.",
+)
+@click.option(
+    "--bands",
+    help="Comma-separated bands/files: suffixes (SR_B4, QA_PIXEL, MTL, ANG) "
+    "or common names (red, nir08, qa_pixel).",
+)
+@click.option(
+    "--file-groups",
+    help="Comma-separated M2M file groups for --mode band-group (see the dataset's dataset-file-groups).",
+)
+@click.option("--keep-tar", is_flag=True, help="Keep bundles after a verified extraction.")
+@click.option(
+    "--regions",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV of boxes (LL Lat, LL Lon, UR Lat, UR Lon) or GeoJSON polygons, searched one by one.",
+)
+@click.option(
+    "--per-region", type=click.IntRange(min=1), help="Keep the N least cloudy scenes of each region."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 10),
+    default=4,
+    show_default=True,
+    help="Parallel transfers (the service tolerates a few per user).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=30.0,
+    show_default=True,
+    help="Longest wait between download-retrieve polls, seconds (first polls are shorter).",
+)
+@click.option(
+    "--poll-timeout",
+    type=click.FloatRange(min=0.0),
+    default=3600.0,
+    show_default=True,
+    help="Give up on downloads still being prepared after this many seconds.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be fetched, with sizes; fetch nothing.")
+@click.option("--no-browse", is_flag=True, help="Do not save the scenes' browse images.")
+@click.option("--no-catalog", is_flag=True, help="Do not build the STAC catalog afterwards.")
+@json_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def harvest(
+    out: Path,
+    mode: str | None,
+    bands: str | None,
+    file_groups: str | None,
+    keep_tar: bool,
+    regions: Path | None,
+    per_region: int | None,
+    workers: int,
+    poll_interval: float,
+    poll_timeout: float,
+    dry_run: bool,
+    no_browse: bool,
+    no_catalog: bool,
+    as_json: bool,
+    quiet: bool,
+    **kwargs: Any,
+) -> None:
+    """Search M2M and mirror the scenes into OUT as OUT/<dataset>/<PPP>/<RRR>/<displayId>/."""
+    import time
+
+    from .connect import open_client
+    from .harvest.ledger import MirrorLock
+    from .harvest.progress import human, make_reporter
+    from .harvest.run import Harvest, HarvestOptions
+    from .harvest.selection import load_regions
+
+    started = time.monotonic()
+    mode = mode or ("bands" if bands else "bundle")
+    if mode == "bands" and not bands:
+        raise UserError("--mode bands needs --bands (e.g. --bands red,nir08,qa_pixel,MTL)")
+    if mode != "bands" and bands:
+        raise UserError(f"--bands only applies to --mode bands, not {mode}")
+    if mode != "band-group" and file_groups:
+        raise UserError("--file-groups only applies to --mode band-group")
+    if per_region and not regions:
+        raise UserError("--per-region needs --regions")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    region_shapes = load_regions(regions) if regions else None
+    if region_shapes is None and not (kwargs.get("aoi") or kwargs.get("bbox") or kwargs.get("wkt")):
+        raise UserError("give an area: --aoi FILE, --bbox W,S,E,N, --wkt WKT or --regions FILE")
+    selection = build_selection(kwargs)
+    MirrorLock(out).check_free()
+    reporter = make_reporter(quiet, as_json)
+    options = HarvestOptions(
+        out=out,
+        selection=selection,
+        mode=mode,
+        bands=(bands or "").split(","),
+        file_groups=(file_groups or "").split(","),
+        keep_tar=keep_tar,
+        max_scenes=kwargs.get("max_scenes"),
+        regions=region_shapes,
+        per_region=per_region,
+        workers=workers,
+        poll_interval=poll_interval,
+        poll_timeout=poll_timeout,
+        dry_run=dry_run,
+        browse=not no_browse,
+        command=" ".join(sys.argv[1:]) if sys.argv else "harvest",
+    )
+    with open_client(kwargs.get("service_url"), quiet=quiet or as_json, on_wait=reporter.note) as client:
+        summary = Harvest(client, options, reporter).run()
+        report = summary.as_json(client, started, out)
+    if not dry_run and not no_catalog and summary.files_downloaded + summary.files_skipped:
+        from .catalog.build import build_catalog
+
+        result = build_catalog(out, reporter=reporter)
+        report["catalog"] = result.as_json()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        sys.exit(1 if summary.files_failed else 0)
+    if dry_run:
+        for entry in summary.planned:
+            size = human(entry["size"]) if entry["size"] else "size unknown"
+            click.echo(f"{entry['file']}  {size}  ({entry['kind']})")
+    if not quiet:
+        verb = "would fetch" if dry_run else "fetched"
+        count = len(summary.planned) if dry_run else summary.files_downloaded
+        click.echo(
+            f"{summary.scenes_found} scene(s); {verb} {count} file(s) "
+            f"({human(summary.bytes_downloaded)}), {summary.files_skipped} already present, "
+            f"{summary.files_failed} failed; {report['apiCallsTotal']} API calls",
+            err=True,
+        )
+    if summary.files_failed:
+        sys.exit(1)
 
 
 @main.command()
@@ -208,8 +394,13 @@ def search(as_json: bool, geojson_out: Path | None, **kwargs: Any) -> None:
 @click.option("--scenes", default=36, show_default=True, help="Number of synthetic acquisitions.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic archive.")
 @click.option("--full-size", is_flag=True, help="Full-size scenes (~7000 x 7000 px) for benchmarks.")
-@click.option("--user", "users", multiple=True, metavar="NAME:TOKEN[:nomachine]",
-              help="Accepted credentials (default demo:demo-token); ':nomachine' denies downloads.")
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    metavar="NAME:TOKEN[:nomachine]",
+    help="Accepted credentials (default demo:demo-token); ':nomachine' denies downloads.",
+)
 @click.option("--cut-every", type=int, default=0, help="Cut every Nth file transfer mid-body.")
 @click.option("--api-5xx-every", type=int, default=0, help="Every Nth API call: HTTP 503 HTML page.")
 @click.option("--api-html-every", type=int, default=0, help="Every Nth API call: HTTP 200 HTML page.")
@@ -221,8 +412,16 @@ def search(as_json: bool, geojson_out: Path | None, **kwargs: Any) -> None:
 @click.option("--url-ttl", type=float, default=86400.0, help="Signed URL lifetime in seconds (then 403).")
 @click.option("--throttle-bps", type=int, default=0, help="Cap each file transfer at N bytes/s.")
 @click.option("--api-latency", type=float, default=0.0, help="Seconds each API call takes.")
-def emulator(host: str, port: int, data_dir: Path | None, scenes: int, seed: int, full_size: bool,
-             users: tuple[str, ...], **faults: Any) -> None:
+def emulator(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    scenes: int,
+    seed: int,
+    full_size: bool,
+    users: tuple[str, ...],
+    **faults: Any,
+) -> None:
     """Run the offline M2M emulator (API + file hosts) until interrupted."""
     from .connect import emulator_cache
     from .emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
@@ -235,14 +434,28 @@ def emulator(host: str, port: int, data_dir: Path | None, scenes: int, seed: int
             raise UserError(f"--user must be NAME:TOKEN or NAME:TOKEN:nomachine, got {name!r}:...")
         accounts[name] = (token, role != "nomachine")
     fault_config = Faults(
-        file_cut_every=faults["cut_every"], api_5xx_every=faults["api_5xx_every"],
-        api_html_every=faults["api_html_every"], file_5xx_every=faults["file_5xx_every"],
-        file_html_every=faults["file_html_every"], expire_key_after=faults["expire_key_after"],
-        preparing_polls=faults["preparing_polls"], never_ready_every=faults["never_ready_every"],
-        url_ttl=faults["url_ttl"], throttle_bps=faults["throttle_bps"], api_latency=faults["api_latency"],
+        file_cut_every=faults["cut_every"],
+        api_5xx_every=faults["api_5xx_every"],
+        api_html_every=faults["api_html_every"],
+        file_5xx_every=faults["file_5xx_every"],
+        file_html_every=faults["file_html_every"],
+        expire_key_after=faults["expire_key_after"],
+        preparing_polls=faults["preparing_polls"],
+        never_ready_every=faults["never_ready_every"],
+        url_ttl=faults["url_ttl"],
+        throttle_bps=faults["throttle_bps"],
+        api_latency=faults["api_latency"],
     )
-    emu = Emulator(data_dir or emulator_cache(), scenes=scenes, seed=seed, full_size=full_size,
-                   faults=fault_config, users=accounts, host=host, port=port)
+    emu = Emulator(
+        data_dir or emulator_cache(),
+        scenes=scenes,
+        seed=seed,
+        full_size=full_size,
+        faults=fault_config,
+        users=accounts,
+        host=host,
+        port=port,
+    )
     click.echo(f"M2M emulator serving {emu.service_url} (users: {', '.join(accounts)})", err=False)
     sys.stdout.flush()
     try:

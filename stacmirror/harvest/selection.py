@@ -124,6 +124,40 @@ def spatial_filters(area: BaseGeometry) -> list[dict[str, Any]]:
     return [{"filterType": "geojson", "geoJson": mapping(unary_union(group))} for group in groups]
 
 
+def load_regions(path: Path) -> list[BaseGeometry]:
+    """Regions for ``--regions``: a CSV of boxes (LL Lat, LL Lon, UR Lat, UR Lon) or GeoJSON polygons."""
+    import csv
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"--regions {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() in (".json", ".geojson") or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"--regions {path}: not valid GeoJSON ({exc})") from None
+        features = data.get("features") if data.get("type") == "FeatureCollection" else [data]
+        regions = [split_antimeridian(unary_union(_polygons_of(f))) for f in features or []]
+    else:
+        rows = list(csv.DictReader(text.splitlines()))
+        columns = {c.strip().lower(): c for c in (rows[0].keys() if rows else [])}
+        needed = ["ll lat", "ll lon", "ur lat", "ur lon"]
+        if not rows or any(c not in columns for c in needed):
+            raise UserError(f"--regions {path}: a CSV needs the columns LL Lat, LL Lon, UR Lat, UR Lon")
+        regions = []
+        for number, row in enumerate(rows, 2):
+            try:
+                south, west, north, east = (float(row[columns[c]]) for c in needed)
+            except (TypeError, ValueError):
+                raise UserError(f"--regions {path}:{number}: not four numbers") from None
+            regions.append(parse_bbox(f"{west},{south},{east},{north}"))
+    if not regions:
+        raise UserError(f"--regions {path}: no region found")
+    return regions
+
+
 # -- dates ------------------------------------------------------------------------------------
 
 
@@ -192,7 +226,9 @@ class Selection:
         return wanted
 
 
-def metadata_filter(wanted: list[tuple[str, str, str]], available: list[DatasetFilter]) -> dict[str, Any] | None:
+def metadata_filter(
+    wanted: list[tuple[str, str, str]], available: list[DatasetFilter]
+) -> dict[str, Any] | None:
     """An M2M ``metadataFilter`` for the wanted (label, value) pairs, resolved by label."""
     by_label = {f.label.lower(): f for f in available}
     children = []
@@ -203,8 +239,14 @@ def metadata_filter(wanted: list[tuple[str, str, str]], available: list[DatasetF
             raise UserError(f"{option}: the dataset has no filter {label!r}; valid labels: {names}")
         if spec.kind == "Range":
             first, second = _range(value, option)
-            children.append({"filterType": "between", "filterId": spec.filter_id,
-                             "firstValue": first, "secondValue": second})
+            children.append(
+                {
+                    "filterType": "between",
+                    "filterId": spec.filter_id,
+                    "firstValue": first,
+                    "secondValue": second,
+                }
+            )
         elif spec.kind == "Select":
             keys = {k.lower(): k for k in spec.values}
             keys.update({v.lower(): k for k, v in spec.values.items()})
@@ -214,8 +256,9 @@ def metadata_filter(wanted: list[tuple[str, str, str]], available: list[DatasetF
                 raise UserError(f"{option}: {value!r} is not a valid {spec.label}; valid values: {valid}")
             children.append({"filterType": "value", "filterId": spec.filter_id, "value": key, "operand": "="})
         else:
-            children.append({"filterType": "value", "filterId": spec.filter_id, "value": value,
-                             "operand": "like"})
+            children.append(
+                {"filterType": "value", "filterId": spec.filter_id, "value": value, "operand": "like"}
+            )
     if not children:
         return None
     return children[0] if len(children) == 1 else {"filterType": "and", "childFilters": children}
@@ -274,7 +317,9 @@ def search(
         for scene in _search_split(client, selection.dataset, scene_filter, selection, on_page):
             if scene.entity_id not in found and footprint_intersects(scene, selection.area):
                 found[scene.entity_id] = scene
-    scenes = sorted(found.values(), key=lambda s: (s.acquisition_date or dt.date.min, s.entity_id), reverse=True)
+    scenes = sorted(
+        found.values(), key=lambda s: (s.acquisition_date or dt.date.min, s.entity_id), reverse=True
+    )
     return scenes[:limit] if limit else scenes
 
 

@@ -1,0 +1,245 @@
+"""Moving bytes from a download host to disk: the only place stacmirror downloads a file.
+
+Each file streams into a hidden ``.<name>.part`` beside its target, resumes
+with ``Range`` after a dropped connection or a killed run, is checked against
+``Content-Length``, the advertised size and sha256, and against its magic
+bytes (an HTML error page is not a GeoTIFF), and only then is renamed into
+place. Memory use is one chunk, whatever the file size. Download hosts never
+see the M2M API key: this module has its own HTTP session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential, wait_random
+
+from .layout import partial_path
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+USER_AGENT = "stacmirror-download"
+
+
+class TransferError(Exception):
+    """A transfer failed in a way that another attempt may fix."""
+
+
+class ExpiredURLError(TransferError):
+    """The signed URL was refused (HTTP 403); a fresh one is needed."""
+
+
+class IntegrityError(TransferError):
+    """The bytes arrived but are not the advertised file (size, checksum or type)."""
+
+
+@dataclass(frozen=True)
+class FileJob:
+    target: Path
+    size: int | None  # advertised by download-options (None: unknown)
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class FileResult:
+    size: int
+    sha256: str
+    resumed_from: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TransferPolicy:
+    attempts: int = 6
+    initial_wait: float = 1.0
+    max_wait: float = 30.0
+    url_refreshes: int = 3
+    timeout: tuple[float, float] = (15.0, 120.0)
+
+
+def download_session(workers: int) -> requests.Session:
+    """A session for download hosts only: never carries the API key."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, workers))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+_MAGIC: dict[str, Callable[[bytes], bool]] = {
+    ".tif": lambda h: h[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    ".tar": lambda h: len(h) >= 262 and h[257:262] == b"ustar",
+    ".txt": lambda h: h.lstrip()[:5] == b"GROUP",
+    ".xml": lambda h: h.lstrip()[:1] == b"<" and b"<html" not in h[:512].lower(),
+    ".json": lambda h: h.lstrip()[:1] in (b"{", b"["),
+    ".jpg": lambda h: h[:3] == b"\xff\xd8\xff",
+    ".jpeg": lambda h: h[:3] == b"\xff\xd8\xff",
+    ".png": lambda h: h[:8] == b"\x89PNG\r\n\x1a\n",
+}
+
+
+def looks_like(name: str, head: bytes) -> bool:
+    """Whether the first bytes fit the file type the name promises (unknown types pass)."""
+    check = _MAGIC.get(Path(name).suffix.lower())
+    return True if check is None else check(head)
+
+
+def fetch(
+    session: requests.Session,
+    job: FileJob,
+    url: Callable[[], str],
+    *,
+    refresh_url: Callable[[], str] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    policy: TransferPolicy | None = None,
+) -> FileResult:
+    """Download ``job`` from ``url()``, retrying and resuming; raises TransferError when it gives up."""
+    policy = policy or TransferPolicy()
+    current = {"url": url(), "refreshes": 0}
+    resumed_from = partial_path(job.target).stat().st_size if partial_path(job.target).exists() else 0
+
+    def attempt() -> FileResult:
+        try:
+            size, digest = _transfer(session, job, current["url"], on_bytes, policy.timeout)
+        except ExpiredURLError:
+            if refresh_url is None or current["refreshes"] >= policy.url_refreshes:
+                raise
+            current["refreshes"] += 1
+            log.info("%s: signed URL expired, asking M2M for a fresh one", job.target.name)
+            current["url"] = refresh_url()
+            raise
+        return FileResult(size, digest, resumed_from, 0)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ExpiredURLError):
+            return 0.0
+        return (
+            wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
+            + wait_random(0, policy.initial_wait)
+        )(state)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(TransferError),
+        stop=stop_after_attempt(policy.attempts + policy.url_refreshes),
+        wait=wait,
+        reraise=True,
+        before_sleep=lambda s: log.info("%s: %s; retrying", job.target.name, s.outcome.exception()),
+    )
+    result = retrying(attempt)
+    return FileResult(result.size, result.sha256, resumed_from, retrying.statistics.get("attempt_number", 1))
+
+
+def _hash_prefix(path: Path, length: int) -> hashlib._Hash:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest
+
+
+def _transfer(
+    session: requests.Session,
+    job: FileJob,
+    url: str,
+    on_bytes: Callable[[int], None] | None,
+    timeout: tuple[float, float],
+) -> tuple[int, str]:
+    part = partial_path(job.target)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    offset = part.stat().st_size if part.exists() else 0
+    if job.size is not None and offset > job.size:
+        offset = 0  # longer than the real file: not ours to trust
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        response = session.get(url, headers=headers, stream=True, timeout=timeout)
+    except requests.RequestException as exc:
+        raise TransferError(f"connection failed ({type(exc).__name__})") from None
+    with response:
+        status = response.status_code
+        if status == 403:
+            raise ExpiredURLError("HTTP 403 from the download host (signed URL expired or invalid)")
+        if status == 416 and offset and offset == job.size:
+            return _finish(job, part, offset, _hash_prefix(part, offset))
+        if status == 416:
+            part.unlink(missing_ok=True)
+            raise TransferError("HTTP 416 for a partial file; starting over")
+        if status == 429 or status >= 500:
+            raise TransferError(f"HTTP {status} from the download host")
+        if status not in (200, 206):
+            raise TransferError(f"unexpected HTTP {status} from the download host")
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise IntegrityError("the download host sent an HTML page instead of the file")
+        if status == 206:
+            match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+            if not match or int(match[1]) != offset:
+                part.unlink(missing_ok=True)
+                raise TransferError("the host answered a different range; starting over")
+        else:
+            offset = 0  # the host ignored Range: take the whole file from the start
+        length = response.headers.get("Content-Length")
+        expected_total = offset + int(length) if length is not None else None
+        if job.size is not None and expected_total is not None and expected_total != job.size:
+            raise IntegrityError(f"the host offers {expected_total} bytes, M2M advertised {job.size}")
+        digest = _hash_prefix(part, offset) if offset else hashlib.sha256()
+        written = offset
+        checked = offset > 0
+        try:
+            with part.open("r+b" if offset else "wb") as handle:
+                handle.seek(offset)
+                handle.truncate()
+                for chunk in response.iter_content(CHUNK):
+                    if not checked:
+                        if not looks_like(job.target.name, chunk[:512]):
+                            raise IntegrityError(
+                                "the body does not look like a "
+                                f"{job.target.suffix or 'file'} (an error page saved as data?)"
+                            )
+                        checked = True
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except requests.RequestException as exc:
+            raise TransferError(f"connection dropped after {written} bytes ({type(exc).__name__})") from None
+        except IntegrityError:
+            part.unlink(missing_ok=True)
+            raise
+        if expected_total is not None and written != expected_total:
+            raise TransferError(f"connection dropped after {written} of {expected_total} bytes")
+        return _finish(job, part, written, digest)
+
+
+def _finish(job: FileJob, part: Path, size: int, digest: hashlib._Hash) -> tuple[int, str]:
+    if job.size is not None and size != job.size:
+        part.unlink(missing_ok=True)
+        raise IntegrityError(f"size {size} differs from the advertised {job.size}")
+    hexdigest = digest.hexdigest()
+    if job.sha256 and hexdigest != job.sha256.lower():
+        part.unlink(missing_ok=True)
+        raise IntegrityError("sha256 differs from the advertised checksum")
+    with part.open("rb") as handle:
+        if not looks_like(job.target.name, handle.read(512)):
+            part.unlink(missing_ok=True)
+            raise IntegrityError(f"the file does not look like a {job.target.suffix}")
+    os.replace(part, job.target)
+    return size, hexdigest

@@ -1,0 +1,144 @@
+"""Choosing what to download for each scene from ``download-options``.
+
+Products are chosen by ``productName``, ``downloadSystem`` and ``available`` —
+never by product id, which USGS has changed before. Band files are the
+secondaries' own entityId + productId pairs, deduplicated because the service
+repeats them under every product of a scene.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from ..errors import UserError
+from ..landsat import COMMON_NAMES, is_product_id
+from ..m2m import DownloadFile, DownloadOption
+
+MODES = ("bands", "bundle", "band-group")
+PREFERRED_SYSTEMS = ("ls_zip", "dds", "dds_ms")
+
+
+@dataclass(frozen=True)
+class Want:
+    """One file to request and fetch for a scene."""
+
+    display_id: str  # the scene's product id
+    entity_id: str  # what download-request gets: scene entityId (bundle) or secondary entityId
+    product_id: str
+    name: str  # file name on disk
+    size: int | None
+    sha256: str | None
+    kind: str  # "bundle" or "band"
+
+
+def suffix_of(display_id: str) -> str | None:
+    """``SR_B4.TIF`` from ``<40-char product id>_SR_B4.TIF``."""
+    if len(display_id) > 41 and display_id[40] == "_" and is_product_id(display_id[:40]):
+        return display_id[41:]
+    return None
+
+
+def resolve_bands(tokens: Iterable[str], level: int, names: Iterable[str]) -> set[str]:
+    """File suffixes for the user's ``--bands`` (suffix, stem like SR_B4/MTL, or common name like red)."""
+    names = sorted(set(names))
+    by_lower = {n.lower(): n for n in names}
+    by_stem: dict[str, list[str]] = {}
+    for name in names:
+        by_stem.setdefault(PurePath(name).stem.lower(), []).append(name)
+    common = {k: v.lower() for k, v in COMMON_NAMES.get(level, {}).items()}
+    chosen: set[str] = set()
+    for raw in tokens:
+        token = raw.strip()
+        if not token:
+            continue
+        key = token.lower()
+        if key in by_lower:
+            chosen.add(by_lower[key])
+        elif key in by_stem:
+            chosen.update(by_stem[key])
+        elif key in common and common[key] in by_stem:
+            chosen.update(by_stem[common[key]])
+        else:
+            stems = ", ".join(sorted({PurePath(n).stem for n in names}))
+            raise UserError(
+                f"--bands: the dataset has no band or file {token!r}; valid: {stems} "
+                f"(or common names: {', '.join(sorted(common))})"
+            )
+    if not chosen:
+        raise UserError("--bands is empty")
+    return chosen
+
+
+def _by_scene(options: list[DownloadOption]) -> dict[str, list[DownloadOption]]:
+    scenes: dict[str, list[DownloadOption]] = {}
+    for option in options:
+        scenes.setdefault(option.product.display_id, []).append(option)
+    return scenes
+
+
+def _secondaries(options: list[DownloadOption]) -> list[DownloadFile]:
+    seen: dict[tuple[str, str], DownloadFile] = {}
+    for option in options:
+        for file in option.secondaries:
+            seen.setdefault((file.entity_id, file.product_id), file)
+    return list(seen.values())
+
+
+def _band_wants(
+    scene: str, files: Iterable[DownloadFile], keep: Callable[[DownloadFile, str], bool]
+) -> list[Want]:
+    wants = []
+    for file in files:
+        suffix = suffix_of(file.display_id)
+        if suffix is None or not file.available or not keep(file, suffix):
+            continue
+        wants.append(
+            Want(scene, file.entity_id, file.product_id, file.display_id, file.filesize, file.sha256, "band")
+        )
+    return wants
+
+
+def choose(
+    options: list[DownloadOption],
+    mode: str,
+    *,
+    suffixes: set[str] | None = None,
+    groups: set[str] | None = None,
+    notify: Callable[[str], None] = lambda message: None,
+) -> dict[str, list[Want]]:
+    """For each scene (by product id), the files to request."""
+    plan: dict[str, list[Want]] = {}
+    for scene, scene_options in _by_scene(options).items():
+        if mode == "bundle":
+            bundles = [o for o in scene_options if o.is_bundle and o.product.available]
+            bundles.sort(
+                key=lambda o: (
+                    PREFERRED_SYSTEMS.index(o.product.download_system)
+                    if o.product.download_system in PREFERRED_SYSTEMS
+                    else len(PREFERRED_SYSTEMS)
+                )
+            )
+            if bundles:
+                p = bundles[0].product
+                plan[scene] = [
+                    Want(scene, p.entity_id, p.product_id, f"{scene}.tar", p.filesize, p.sha256, "bundle")
+                ]
+                continue
+            notify(f"{scene}: no product bundle is available; fetching its band files instead")
+            plan[scene] = _band_wants(scene, _secondaries(scene_options), lambda f, s: True)
+        elif mode == "bands":
+            assert suffixes is not None
+            plan[scene] = _band_wants(scene, _secondaries(scene_options), lambda f, s: s in suffixes)
+            missing = suffixes - {suffix_of(w.name) for w in plan[scene]}
+            if missing:
+                notify(f"{scene}: not offered for download: {', '.join(sorted(missing))}")
+        elif mode == "band-group":
+            assert groups is not None
+            plan[scene] = _band_wants(
+                scene, _secondaries(scene_options), lambda f, s: bool(groups & set(f.file_groups))
+            )
+        else:
+            raise ValueError(f"unknown mode {mode!r}")
+    return plan

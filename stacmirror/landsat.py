@@ -1,0 +1,88 @@
+"""Landsat Collection 2 naming facts shared by harvest and catalog."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PRODUCT_ID = re.compile(
+    r"^L(?P<sensor>[CEMOT])(?P<satellite>\d{2})_(?P<correction>L1TP|L1GT|L1GS|L2SP|L2SR)_"
+    r"(?P<path>\d{3})(?P<row>\d{3})_(?P<acquired>\d{8})_(?P<processed>\d{8})_(?P<collection>\d{2})_"
+    r"(?P<tier>T1|T2|RT)$"
+)
+
+
+@dataclass(frozen=True)
+class ProductId:
+    text: str
+    sensor: str
+    satellite: int
+    correction: str
+    path: int
+    row: int
+    acquired: str
+    processed: str
+    collection: str
+    tier: str
+
+    @property
+    def level(self) -> int:
+        return int(self.correction[1])
+
+    @classmethod
+    def parse(cls, text: str) -> ProductId:
+        match = PRODUCT_ID.match(text)
+        if not match:
+            raise ValueError(f"not a Landsat Collection 2 product id: {text!r}")
+        g = match.groupdict()
+        return cls(
+            text,
+            g["sensor"],
+            int(g["satellite"]),
+            g["correction"],
+            int(g["path"]),
+            int(g["row"]),
+            g["acquired"],
+            g["processed"],
+            g["collection"],
+            g["tier"],
+        )
+
+
+def is_product_id(text: str) -> bool:
+    return PRODUCT_ID.match(text) is not None
+
+
+# Common band names (STAC eo / stactools asset keys) -> file suffix stem, per level, for OLI/TIRS.
+COMMON_NAMES: dict[int, dict[str, str]] = {
+    2: {
+        "coastal": "SR_B1",
+        "blue": "SR_B2",
+        "green": "SR_B3",
+        "red": "SR_B4",
+        "nir08": "SR_B5",
+        "swir16": "SR_B6",
+        "swir22": "SR_B7",
+        "lwir11": "ST_B10",
+        "qa_pixel": "QA_PIXEL",
+        "qa_radsat": "QA_RADSAT",
+        "qa_aerosol": "SR_QA_AEROSOL",
+        "ang": "ANG",
+    },
+    1: {
+        "coastal": "B1",
+        "blue": "B2",
+        "green": "B3",
+        "red": "B4",
+        "nir08": "B5",
+        "swir16": "B6",
+        "swir22": "B7",
+        "pan": "B8",
+        "cirrus": "B9",
+        "lwir11": "B10",
+        "lwir12": "B11",
+        "qa_pixel": "QA_PIXEL",
+        "qa_radsat": "QA_RADSAT",
+        "ang": "ANG",
+    },
+}

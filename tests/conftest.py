@@ -14,8 +14,9 @@ from stacmirror.m2m import Credentials, M2MClient, RetryPolicy, Secret
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
-FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05, download_limit_wait=0.01,
-                         download_limit_attempts=2)
+FAST_RETRY = RetryPolicy(
+    attempts=4, initial_wait=0.01, max_wait=0.05, download_limit_wait=0.01, download_limit_attempts=2
+)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +57,9 @@ def client(emulator: Emulator) -> Iterator[M2MClient]:
 @pytest.fixture
 def shared() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"reference data not found at {SHARED} (the project's shared/ folder sits beside the clone)")
+        pytest.skip(
+            f"reference data not found at {SHARED} (the project's shared/ folder sits beside the clone)"
+        )
     return SHARED
 
 

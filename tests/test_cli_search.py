@@ -23,8 +23,23 @@ def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subproces
 
 def test_search_json_lists_scenes_with_footprints(emulator, tmp_path: Path) -> None:
     out = tmp_path / "found.geojson"
-    result = run(["search", "--dataset", "landsat_ot_c2_l2", "--bbox", BOX, "--start", "2021-01-01",
-                  "--end", "2021-12-31", "--json", "--geojson", str(out)], cli_env(emulator))
+    result = run(
+        [
+            "search",
+            "--dataset",
+            "landsat_ot_c2_l2",
+            "--bbox",
+            BOX,
+            "--start",
+            "2021-01-01",
+            "--end",
+            "2021-12-31",
+            "--json",
+            "--geojson",
+            str(out),
+        ],
+        cli_env(emulator),
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["count"] == len(data["scenes"]) > 5
@@ -36,9 +51,29 @@ def test_search_json_lists_scenes_with_footprints(emulator, tmp_path: Path) -> N
 
 
 def test_search_filters_resolve_by_label(emulator) -> None:
-    result = run(["search", "--dataset", "landsat_ot_c2_l2", "--bbox", BOX, "--start", "2021-01-01",
-                  "--end", "2021-12-31", "--satellite", "9", "--path", "44", "--cloud-max", "50",
-                  "--filter", "Collection Category=T1", "--json"], cli_env(emulator))
+    result = run(
+        [
+            "search",
+            "--dataset",
+            "landsat_ot_c2_l2",
+            "--bbox",
+            BOX,
+            "--start",
+            "2021-01-01",
+            "--end",
+            "2021-12-31",
+            "--satellite",
+            "9",
+            "--path",
+            "44",
+            "--cloud-max",
+            "50",
+            "--filter",
+            "Collection Category=T1",
+            "--json",
+        ],
+        cli_env(emulator),
+    )
     assert result.returncode == 0, result.stderr
     scenes = json.loads(result.stdout)["scenes"]
     assert scenes and all(s["displayId"].startswith("LC09_") and s["wrsPath"] == 44 for s in scenes)
@@ -85,8 +120,13 @@ def test_no_credentials_uses_the_built_in_emulator(tmp_path: Path) -> None:
 
 
 def test_emulator_command_serves_until_stopped(tmp_path: Path) -> None:
-    proc = subprocess.Popen([*STACMIRROR, "emulator", "--port", "0", "--data", str(tmp_path), "--scenes", "8"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    proc = subprocess.Popen(
+        [*STACMIRROR, "emulator", "--port", "0", "--data", str(tmp_path), "--scenes", "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
     try:
         line = proc.stdout.readline()
         url = line.split()[3]

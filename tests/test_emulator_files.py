@@ -7,7 +7,6 @@ import io
 import tarfile
 
 import numpy as np
-import pytest
 import rasterio
 import requests
 
@@ -27,13 +26,20 @@ def _urls(api: M2MClient, scene_count: int = 1, entity_ids: list[str] | None = N
         entity_ids = [s.entity_id for s in scenes]
     options = api.download_options(L2, entity_ids=entity_ids)
     bundle = next(o for o in options if o.is_bundle and o.product.available)
-    files = {f.display_id.rsplit("_", 1)[-1] if "_B" not in f.display_id else f.display_id[41:]: f
-             for f in bundle.secondaries}
+    files = {
+        f.display_id.rsplit("_", 1)[-1] if "_B" not in f.display_id else f.display_id[41:]: f
+        for f in bundle.secondaries
+    }
     wanted = [bundle.product, *bundle.secondaries]
-    result = api.download_request(label, downloads=[{"entityId": f.entity_id, "productId": f.product_id}
-                                                    for f in wanted])
+    result = api.download_request(
+        label, downloads=[{"entityId": f.entity_id, "productId": f.product_id} for f in wanted]
+    )
     by_id = {d.entity_id: d.url for d in result.available}
-    return bundle, files, {f.display_id if f is not bundle.product else "tar": by_id[f.entity_id] for f in wanted}
+    return (
+        bundle,
+        files,
+        {f.display_id if f is not bundle.product else "tar": by_id[f.entity_id] for f in wanted},
+    )
 
 
 def test_files_match_checksums_and_headers(client: M2MClient) -> None:
@@ -88,7 +94,10 @@ def test_rasters_agree_with_mtl(client: M2MClient, tmp_path) -> None:
             assert (src.height, src.width) == (lines, samples)
             assert src.transform.c == ul_x - 15 and src.transform.f == ul_y + 15 and src.res == (30, 30)
             assert src.profile["tiled"] and src.overviews(1), "a COG has tiles and overviews"
-            assert src.nodata == {"SR_B4.TIF": 0, "ST_B10.TIF": 0, "QA_PIXEL.TIF": 1, "SR_QA_AEROSOL.TIF": 1}[suffix]
+            assert (
+                src.nodata
+                == {"SR_B4.TIF": 0, "ST_B10.TIF": 0, "QA_PIXEL.TIF": 1, "SR_QA_AEROSOL.TIF": 1}[suffix]
+            )
     with rasterio.open(local[f"{pid}_QA_PIXEL.TIF"]) as src:
         qa = src.read(1)
     valid = qa != 1

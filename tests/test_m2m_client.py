@@ -54,7 +54,9 @@ def test_paging_collects_every_scene_once(make_emulator, past_end: bool) -> None
     with M2MClient(demo_credentials(), emu.service_url, retry=FAST_RETRY) as api:
         total = api.scene_search(L2, ALL_TIME, max_results=1).total_hits
         pages: list[int] = []
-        scenes = list(api.iter_scenes(L2, ALL_TIME, page_size=5, on_page=lambda p: pages.append(p.records_returned)))
+        scenes = list(
+            api.iter_scenes(L2, ALL_TIME, page_size=5, on_page=lambda p: pages.append(p.records_returned))
+        )
     assert total == 34
     assert len(scenes) == total == len({s.entity_id for s in scenes})
     assert pages == [5] * 6 + [4]  # no extra page after the last, whatever nextRecord says
@@ -83,14 +85,18 @@ def test_scene_list_download_flow(client: M2MClient) -> None:
     band = next(f for f in bundles[0].secondaries if f.display_id.endswith("_SR_B4.TIF"))
     assert band.entity_id.startswith("L2SR_") and "ls_c2l2_sr_band" in band.file_groups
 
-    first = client.download_request("flow", downloads=[
-        {"entityId": bundles[0].product.entity_id, "productId": bundles[0].product.product_id},
-        {"entityId": band.entity_id, "productId": band.product_id},
-        {"entityId": bundles[0].product.entity_id, "productId": band.product_id},  # wrong pairing
-    ])
+    first = client.download_request(
+        "flow",
+        downloads=[
+            {"entityId": bundles[0].product.entity_id, "productId": bundles[0].product.product_id},
+            {"entityId": band.entity_id, "productId": band.product_id},
+            {"entityId": bundles[0].product.entity_id, "productId": band.product_id},  # wrong pairing
+        ],
+    )
     assert len(first.new_records) == 2 and first.duplicate_products == {} and first.num_invalid_scenes == 1
-    again = client.download_request("flow-again", downloads=[
-        {"entityId": band.entity_id, "productId": band.product_id}])
+    again = client.download_request(
+        "flow-again", downloads=[{"entityId": band.entity_id, "productId": band.product_id}]
+    )
     assert again.new_records == {} and set(again.duplicate_products.values()) == {"flow"}
 
     retrieved = client.download_retrieve("flow")
@@ -151,8 +157,11 @@ def test_download_quota_waits_then_fails(make_emulator) -> None:
     with M2MClient(demo_credentials(), emu.service_url, retry=FAST_RETRY, on_wait=waits.append) as api:
         scenes = api.scene_search(L2, ALL_TIME, max_results=2).scenes
         options = api.download_options(L2, entity_ids=[s.entity_id for s in scenes])
-        items = [{"entityId": o.product.entity_id, "productId": o.product.product_id}
-                 for o in options if o.is_bundle and o.product.available]
+        items = [
+            {"entityId": o.product.entity_id, "productId": o.product.product_id}
+            for o in options
+            if o.is_bundle and o.product.available
+        ]
         api.download_request("one", downloads=items[:1])
         with pytest.raises(DownloadLimitError):
             api.download_request("two", downloads=items[1:])
@@ -219,8 +228,9 @@ def test_one_request_in_flight(make_emulator) -> None:
     codes: list[str | None] = []
 
     def raw() -> None:
-        body = requests.post(emu.service_url + "dataset", json={"datasetName": L2},
-                             headers={"X-Auth-Token": key}, timeout=10).json()
+        body = requests.post(
+            emu.service_url + "dataset", json={"datasetName": L2}, headers={"X-Auth-Token": key}, timeout=10
+        ).json()
         codes.append(body["errorCode"])
 
     threads = [threading.Thread(target=raw) for _ in range(4)]
@@ -236,8 +246,7 @@ def test_one_request_in_flight(make_emulator) -> None:
 
 def test_token_and_api_key_never_leak(make_emulator, caplog, capfd) -> None:
     token = "s3cr3t-T0ken!with:punctuation"
-    emu = make_emulator(Faults(expire_key_after=4, api_5xx_every=5),
-                        users={"alice": (token, True)})
+    emu = make_emulator(Faults(expire_key_after=4, api_5xx_every=5), users={"alice": (token, True)})
     caplog.set_level(logging.DEBUG)
     seen: list[str] = []
     with M2MClient(Credentials("alice", Secret(token)), emu.service_url, retry=FAST_RETRY) as api:
@@ -289,12 +298,21 @@ def test_envelope_shape_and_unknown_endpoint(emulator) -> None:
     envelope = body.json()
     assert list(envelope) == ["requestId", "version", "sessionId", "data", "errorCode", "errorMessage"]
     assert envelope["errorCode"] == "NOT_FOUND" and envelope["errorMessage"] == "Invalid Endpoint."
-    bad = requests.post(emulator.service_url.replace("stable", "v9") + "dataset-search", data="{}", timeout=10)
+    bad = requests.post(
+        emulator.service_url.replace("stable", "v9") + "dataset-search", data="{}", timeout=10
+    )
     assert bad.json()["errorCode"] == "VERSION_UNKNOWN"
     broken = requests.post(emulator.service_url + "login-token", data="{not json", timeout=10)
     assert broken.json()["errorCode"] == "INPUT_FORMAT"
-    ok = requests.post(emulator.service_url + "login-token",
-                       data=json.dumps({"username": "demo", "token": "demo-token"}), timeout=10).json()
-    stale = requests.post(emulator.service_url + "login-token", headers={"X-Auth-Token": ok["data"]},
-                          data=json.dumps({"username": "demo", "token": "demo-token"}), timeout=10).json()
+    ok = requests.post(
+        emulator.service_url + "login-token",
+        data=json.dumps({"username": "demo", "token": "demo-token"}),
+        timeout=10,
+    ).json()
+    stale = requests.post(
+        emulator.service_url + "login-token",
+        headers={"X-Auth-Token": ok["data"]},
+        data=json.dumps({"username": "demo", "token": "demo-token"}),
+        timeout=10,
+    ).json()
     assert ok["errorCode"] is None and stale["errorCode"] == "AUTH_INVALID"

@@ -178,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             partial = True
+            if start > 0:
+                server.service.stats["range_requests"] += 1
         length = end - start + 1
         self.send_response(206 if partial else 200)
         suffix = Path(name).suffix

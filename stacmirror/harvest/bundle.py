@@ -59,7 +59,7 @@ def extract_bundle(
     """Check every member first, then extract; returns what was written."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        archive = tarfile.open(tar_path, mode="r:")  # USGS bundles are plain tar, never gzip
+        archive = tarfile.open(tar_path, mode="r:")  # noqa: SIM115 - USGS bundles are plain tar, never gzip
     except tarfile.TarError as exc:
         raise UnsafeArchiveError(f"{tar_path.name} is not a readable tar file ({exc})") from None
     with archive:

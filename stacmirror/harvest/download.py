@@ -27,7 +27,8 @@ from .layout import partial_path
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # disk reads
+NETWORK_CHUNK = 1 << 16  # bytes read before a cut connection are kept, so keep reads small
 USER_AGENT = "stacmirror-download"
 
 
@@ -204,7 +205,7 @@ def _transfer(
             with part.open("r+b" if offset else "wb") as handle:
                 handle.seek(offset)
                 handle.truncate()
-                for chunk in response.iter_content(CHUNK):
+                for chunk in response.iter_content(NETWORK_CHUNK):
                     if not checked:
                         if not looks_like(job.target.name, chunk[:512]):
                             raise IntegrityError(

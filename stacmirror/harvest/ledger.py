@@ -98,7 +98,8 @@ class Ledger:
         self._exec(
             """INSERT INTO scenes(display_id, dataset, entity_id, wrs_path, wrs_row, acquired, cloud_cover,
                    footprint, browse_url, folder, first_run, last_run) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-               ON CONFLICT(display_id) DO UPDATE SET last_run=excluded.last_run, cloud_cover=excluded.cloud_cover,
+               ON CONFLICT(display_id) DO UPDATE SET last_run=excluded.last_run,
+                   cloud_cover=excluded.cloud_cover,
                    footprint=excluded.footprint, browse_url=excluded.browse_url""",
             (
                 scene.display_id,
@@ -121,7 +122,7 @@ class Ledger:
         row = cursor.fetchone()
         if row is None:
             return None
-        return dict(zip([c[0] for c in cursor.description], row))
+        return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
     # -- files --------------------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class MirrorLock:
             os.close(fd)
             raise UserError(
                 f"another harvest is running into {self.path.parent.parent}; wait for it to finish"
-            )
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

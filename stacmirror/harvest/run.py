@@ -21,9 +21,9 @@ from typing import Any
 
 from ..errors import UserError
 from ..landsat import ProductId
-from ..m2m import M2MClient, ReadyDownload, Scene
+from ..m2m import AccessDeniedError, M2MClient, ReadyDownload, Scene
 from .bundle import UnsafeArchiveError, extract_bundle
-from .download import FileJob, TransferError, download_session, fetch
+from .download import FileJob, TransferError, TransferPolicy, download_session, fetch
 from .layout import browse_name, partial_path, scene_dir
 from .ledger import FileRecord, Ledger, MirrorLock
 from .plan import Want, choose, resolve_bands
@@ -54,6 +54,7 @@ class HarvestOptions:
     dry_run: bool = False
     browse: bool = True
     command: str = "harvest"
+    transfer: TransferPolicy = field(default_factory=TransferPolicy)
 
 
 @dataclass
@@ -156,9 +157,18 @@ class Harvest:
 
     # -- the run --------------------------------------------------------------------------------
 
+    def check_access(self) -> None:
+        """Fail before writing anything when the account may not download (no MACHINE role)."""
+        if "download" not in self.client.permissions():
+            raise AccessDeniedError(
+                "AUTH_UNAUTHROIZED", "this account may search but not download", endpoint="permissions"
+            )
+
     def run(self) -> Summary:
         options = self.options
         scenes = find_scenes(self.client, options)
+        if scenes:
+            self.check_access()
         self.summary.scenes_found = len(scenes)
         if not scenes:
             self.reporter.note("no scene matches the selection")
@@ -436,7 +446,9 @@ class Harvest:
             if ledger.is_present(rel):
                 continue
             try:
-                result = fetch(session, FileJob(target, None, None), lambda b=browse: b.url)
+                result = fetch(
+                    session, FileJob(target, None, None), lambda b=browse: b.url, policy=self.options.transfer
+                )
             except TransferError as exc:
                 self.reporter.note(f"{scene.display_id}: browse image not saved ({exc})")
                 continue

@@ -388,6 +388,58 @@ def harvest(
 
 
 @main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Rebuild every item, even unchanged ones.")
+@json_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def catalog(out: Path, force: bool, as_json: bool, quiet: bool) -> None:
+    """Build or update OUT/catalog.json from the files in the mirror (no network)."""
+    from .catalog.build import build_catalog
+    from .harvest.progress import Reporter
+
+    result = build_catalog(out, reporter=Reporter(quiet=quiet or as_json), force=force)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+    elif not quiet:
+        click.echo(
+            f"catalog: {result.written} item(s) written, {result.unchanged} unchanged, "
+            f"{result.removed} removed, {len(result.errors)} error(s) in {result.elapsed:.2f}s "
+            f"-> {out / 'catalog.json'}",
+            err=True,
+        )
+    if result.errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--schemas",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of extension schemas laid out as stac-extensions.github.io/<ext>/<version>/"
+    "schema.json (default: $STACMIRROR_SCHEMAS or ~/.cache/stacmirror/stac-schemas).",
+)
+@json_option
+def validate(out: Path, schemas: Path | None, as_json: bool) -> None:
+    """Validate the catalog offline: STAC core, declared extensions, Landsat field formats."""
+    from .catalog.validate import validate_catalog
+
+    try:
+        report = validate_catalog(out, schemas)
+    except FileNotFoundError as exc:
+        raise UserError(f"{exc}; pass --schemas DIR with the STAC extension schemas") from None
+    if as_json:
+        click.echo(json.dumps({"checked": report.checked, "problems": report.problems}, indent=2))
+    else:
+        for path, problems in report.problems.items():
+            for problem in problems:
+                click.echo(f"{path}: {problem}")
+        click.echo(f"{report.checked} file(s) checked, {len(report.problems)} with problems", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=0, show_default=True, help="Port (0 picks a free one).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Cache folder for generated files.")

@@ -16,11 +16,12 @@ from typing import Any
 
 from shapely import wkt as shapely_wkt
 from shapely.errors import ShapelyError
-from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
+from shapely.geometry import MultiPolygon, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from ..errors import UserError
+from ..geometry import split_antimeridian
 from ..m2m import DatasetFilter, M2MClient, Scene
 
 SEARCH_HIT_CAP = 50_000  # the service returns at most this many results per search
@@ -54,24 +55,6 @@ def _polygons_of(geojson: dict[str, Any]) -> list[BaseGeometry]:
     if kind in ("Polygon", "MultiPolygon"):
         return [shape(geojson)]
     raise UserError(f"area must be made of Polygons or MultiPolygons, found {kind!r}")
-
-
-def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
-    """A polygon drawn across 180 degrees (longitudes jumping by > 180) as two parts."""
-    parts = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
-    out = []
-    for part in parts:
-        lons = [x for x, _ in part.exterior.coords]
-        if max(lons) - min(lons) <= 180:
-            out.append(part)
-            continue
-        shifted = Polygon([(x + 360 if x < 0 else x, y) for x, y in part.exterior.coords])
-        east = shifted.intersection(box(0, -90, 180, 90))
-        west = shifted.intersection(box(180, -90, 360, 90))
-        out.append(east)
-        out.append(Polygon([(x - 360, y) for x, y in west.exterior.coords]) if not west.is_empty else west)
-    polygons = [p for g in out if not g.is_empty for p in (g.geoms if hasattr(g, "geoms") else [g])]
-    return polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
 
 
 def load_area(aoi: Path | None = None, bbox: str | None = None, wkt: str | None = None) -> BaseGeometry:

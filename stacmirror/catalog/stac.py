@@ -1,0 +1,297 @@
+"""One STAC Item per scene folder, from the files on disk (and checksums the ledger verified).
+
+Raster facts (shape, transform, CRS, data type, nodata, COG layout) come from
+each GeoTIFF's header via rio-stac/rasterio; band names, scale/offset and QA
+bit meanings from :mod:`.constants` and the MTL; properties from the MTL; the
+footprint from :mod:`.footprint`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.warp import transform as warp_transform
+from rio_stac.stac import get_projection_info
+from shapely.geometry import mapping
+
+from ..geometry import stac_bbox
+from ..landsat import ProductId, is_product_id
+from . import footprint as fp
+from .constants import BITFIELDS, COG, EXT, GEOTIFF, MEDIA_TYPES, STAC_VERSION, AssetSpec, asset_specs
+from .mtl import MTLError, parse_mtl
+from .properties import epsg_of, mtl_number, properties, sensor_of
+
+Checksum = Callable[[Path], str | None]  # a verified sha256 for a file, if one is known
+THUMBNAIL_SUFFIX = "thumb.png"
+BROWSE_SUFFIX = "browse.jpg"
+GENERATED_SUFFIXES = (THUMBNAIL_SUFFIX,)
+
+
+class SceneError(Exception):
+    """A scene folder cannot be catalogued; the message says why."""
+
+
+@dataclass
+class ItemResult:
+    item: dict[str, Any]
+    footprint_method: str
+    native_wkt: str
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def multihash(sha256_hex: str) -> str:
+    return "1220" + sha256_hex  # multihash: 0x12 = sha2-256, 0x20 = 32 bytes
+
+
+def is_cog(src: rasterio.DatasetReader) -> bool:
+    """Written by GDAL's COG driver, or tiled with overviews (or small enough to need none)."""
+    if src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG":
+        return True
+    if src.driver != "GTiff" or not src.profile.get("tiled"):
+        return False
+    return bool(src.overviews(1)) or max(src.width, src.height) <= max(src.block_shapes[0])
+
+
+def scene_files(folder: Path, pid: str) -> dict[str, Path]:
+    """Product files of a scene by suffix (after ``<pid>_``), hidden and generated files left out."""
+    files: dict[str, Path] = {}
+    for entry in os.scandir(folder):
+        if entry.name.startswith(".") or not entry.is_file() or not entry.name.startswith(pid + "_"):
+            continue
+        files[entry.name[len(pid) + 1 :]] = Path(entry.path)
+    return files
+
+
+def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any]) -> None:
+    with rasterio.open(path) as src:
+        proj = get_projection_info(src)
+        asset["type"] = COG if is_cog(src) else GEOTIFF
+        asset["proj:shape"] = list(proj["shape"])
+        asset["proj:transform"] = [float(v) for v in list(src.transform)[:6]]
+        if proj.get("epsg"):
+            asset["proj:code"] = f"EPSG:{proj['epsg']}"
+        band: dict[str, Any] = {"data_type": src.dtypes[0]}
+        if src.nodata is not None:
+            band["nodata"] = int(src.nodata) if float(src.nodata).is_integer() else src.nodata
+        resolution = abs(src.transform.a)
+    if spec.unit:
+        band["unit"] = spec.unit
+    scale, offset = spec.scale, spec.offset
+    if spec.mtl_scale:
+        group, mult, add = spec.mtl_scale
+        scale, offset = mtl_number(groups, group, mult), mtl_number(groups, group, add)
+    if scale is not None:
+        band["scale"] = scale
+    if offset is not None:
+        band["offset"] = offset
+    band["spatial_resolution"] = resolution
+    asset["raster:bands"] = [band]
+
+
+def _asset(path: Path, spec: AssetSpec | None, suffix: str, groups, checksum: Checksum) -> tuple[str, dict]:
+    extension = path.suffix.lower()
+    if spec is None:
+        key = Path(suffix).stem.lower()
+        roles = ["data"] if extension == ".tif" else ["metadata"]
+        asset: dict[str, Any] = {"href": f"./{path.name}", "title": Path(suffix).stem, "roles": roles}
+    else:
+        key = spec.key
+        asset = {
+            "href": f"./{path.name}",
+            "title": spec.title,
+            "description": spec.description,
+            "roles": list(spec.roles),
+        }
+    if extension != ".tif":
+        asset["type"] = MEDIA_TYPES.get(extension, "application/octet-stream")
+    else:
+        _raster_asset(path, spec or AssetSpec(key, key, key, ("data",)), groups, asset)
+        if spec and spec.band:
+            asset["eo:bands"] = [spec.band.eo()]
+        if spec and spec.bitfields:
+            asset["classification:bitfields"] = BITFIELDS[spec.bitfields]
+        if spec and spec.gsd:
+            asset["gsd"] = spec.gsd
+    asset["file:size"] = path.stat().st_size
+    asset["file:checksum"] = multihash(checksum(path) or sha256_file(path))
+    return key, asset
+
+
+def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
+    """A small RGBA PNG from the red/green/blue bands (or one band) when no browse image exists."""
+    rgb = [files.get(s) for s in ("SR_B4.TIF", "SR_B3.TIF", "SR_B2.TIF")]
+    if not all(rgb):
+        rgb = [files.get(s) for s in ("B4.TIF", "B3.TIF", "B2.TIF")]
+    if not all(rgb):
+        single = next((p for s, p in sorted(files.items()) if s.endswith(".TIF") and "QA" not in s), None)
+        if single is None:
+            return False
+        rgb = [single] * 3
+    channels, valid = [], None
+    for path in rgb:
+        assert path is not None
+        with rasterio.open(path) as src:
+            scale = max(src.width, src.height) / 256
+            shape = (max(1, int(src.height / scale)), max(1, int(src.width / scale)))
+            data = src.read(1, out_shape=shape).astype("float64")
+            mask = data != src.nodata if src.nodata is not None else np.ones(shape, dtype=bool)
+        valid = mask if valid is None else valid & mask
+        channels.append(data)
+    assert valid is not None
+    out = []
+    for data in channels:
+        values = data[valid]
+        low, high = np.percentile(values, [2, 98]) if values.size else (0.0, 1.0)
+        stretched = np.clip((data - low) / max(high - low, 1e-9), 0, 1) * 254 + 1
+        out.append(np.where(valid, stretched, 0).astype("uint8"))
+    out.append(np.where(valid, 255, 0).astype("uint8"))
+    tmp = target.with_name(f".{target.name}.tmp.png")
+    with rasterio.open(
+        tmp, "w", driver="PNG", width=out[0].shape[1], height=out[0].shape[0], count=4, dtype="uint8"
+    ) as dst:
+        dst.write(np.stack(out))
+    tmp.with_name(tmp.name + ".aux.xml").unlink(missing_ok=True)
+    os.replace(tmp, target)
+    return True
+
+
+def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
+    """The STAC Item of one scene folder ``…/<PPP>/<RRR>/<product id>/``."""
+    pid = folder.name
+    if not is_product_id(pid):
+        raise SceneError(f"{folder}: not a scene folder (expected a Landsat product id as its name)")
+    parsed_id = ProductId.parse(pid)
+    files = scene_files(folder, pid)
+    mtl = next((files[s] for s in ("MTL.json", "MTL.xml", "MTL.txt") if s in files), None)
+    if mtl is None:
+        raise SceneError(f"{pid}: no MTL file (txt, xml or json) in {folder}")
+    try:
+        groups = parse_mtl(mtl)
+        props = properties(groups)
+        epsg = epsg_of(groups)
+    except (MTLError, KeyError, ValueError) as exc:
+        raise SceneError(f"{pid}: unreadable {mtl.name}: {exc}") from None
+    mtl_pid = groups["PRODUCT_CONTENTS"].get("LANDSAT_PRODUCT_ID")
+    if mtl_pid != pid:
+        raise SceneError(f"{pid}: {mtl.name} describes {mtl_pid}, not this folder's product")
+    specs = asset_specs(sensor_of(pid), parsed_id.level, parsed_id.satellite)
+
+    try:
+        if "QA_PIXEL.TIF" in files:
+            footprint = fp.from_mask(files["QA_PIXEL.TIF"], fill_bit=True)
+        elif any(s.endswith(".TIF") for s in files):
+            band = next(p for s, p in sorted(files.items()) if s.endswith(".TIF") and "QA" not in s)
+            footprint = fp.from_mask(band, fill_bit=False)
+        else:
+            footprint = None
+        if footprint is None and "ANG.txt" in files:
+            footprint = fp.from_ang(files["ANG.txt"], groups, epsg)
+        if footprint is None:
+            footprint = fp.from_mtl(groups, epsg)
+    except (RasterioError, MTLError, ValueError, KeyError) as exc:
+        raise SceneError(f"{pid}: cannot read the footprint: {exc}") from None
+
+    if BROWSE_SUFFIX not in files and THUMBNAIL_SUFFIX not in files:
+        try:
+            if render_thumbnail(files, folder / f"{pid}_{THUMBNAIL_SUFFIX}"):
+                files[THUMBNAIL_SUFFIX] = folder / f"{pid}_{THUMBNAIL_SUFFIX}"
+        except RasterioError as exc:
+            raise SceneError(f"{pid}: cannot render a thumbnail: {exc}") from None
+
+    assets: dict[str, dict[str, Any]] = {}
+    order = list(specs)
+    for suffix in sorted(files, key=lambda s: (order.index(s) if s in order else len(order), s)):
+        path = files[suffix]
+        if suffix in (BROWSE_SUFFIX, THUMBNAIL_SUFFIX):
+            if "thumbnail" in assets:
+                continue
+            assets["thumbnail"] = {
+                "href": f"./{path.name}",
+                "type": MEDIA_TYPES[path.suffix.lower()],
+                "title": "Thumbnail" if suffix == THUMBNAIL_SUFFIX else "Natural colour browse image",
+                "roles": ["thumbnail"],
+                "file:size": path.stat().st_size,
+                "file:checksum": multihash(checksum(path) or sha256_file(path)),
+            }
+            continue
+        try:
+            key, asset = _asset(path, specs.get(suffix), suffix, groups, checksum)
+        except RasterioError as exc:
+            raise SceneError(f"{pid}: {path.name} is not a readable GeoTIFF ({exc})") from None
+        assets[key if key not in assets else Path(suffix).stem.lower()] = asset
+
+    geometry = footprint.geometry
+    centre = footprint.native.centroid  # computed in the native CRS, then projected
+    (lon,), (lat,) = warp_transform(f"EPSG:{epsg}", "EPSG:4326", [centre.x], [centre.y])
+    props["proj:code"] = f"EPSG:{epsg}"
+    props["proj:epsg"] = epsg
+    props["proj:centroid"] = {"lat": round(lat, 5), "lon": round(lon, 5)}
+    if not any(a.get("proj:shape") for a in assets.values()):
+        projection = groups["PROJECTION_ATTRIBUTES"]
+        gsd = float(projection.get("GRID_CELL_SIZE_REFLECTIVE", "30"))
+        props["proj:shape"] = [int(projection["REFLECTIVE_LINES"]), int(projection["REFLECTIVE_SAMPLES"])]
+        props["proj:transform"] = [
+            gsd,
+            0.0,
+            float(projection["CORNER_UL_PROJECTION_X_PRODUCT"]) - gsd / 2,
+            0.0,
+            -gsd,
+            float(projection["CORNER_UL_PROJECTION_Y_PRODUCT"]) + gsd / 2,
+        ]
+    extensions = ["eo", "raster", "proj", "view", "landsat", "grid", "file", "processing"]
+    if any("classification:bitfields" in a for a in assets.values()):
+        extensions.append("classification")
+    if "sci:doi" in props:
+        extensions.append("sci")
+    if any(k.startswith("accuracy:") for k in props):
+        extensions.append("accuracy")
+    links = []
+    if "sci:doi" in props:
+        links.append(
+            {
+                "rel": "cite-as",
+                "href": f"https://doi.org/{props['sci:doi']}",
+                "title": "Landsat Collection 2 DOI",
+            }
+        )
+    usgs = ("landsat-c2l1", [""]) if parsed_id.level == 1 else ("landsat-c2l2-sr", ["_SR"])
+    if parsed_id.level == 2 and parsed_id.correction == "L2SP":
+        usgs = ("landsat-c2l2", ["_SR", "_ST"])
+    for suffix in usgs[1]:
+        collection = usgs[0] if parsed_id.level == 1 else f"landsat-c2l2-{suffix[1:].lower()}"
+        links.append(
+            {
+                "rel": "via",
+                "type": "application/geo+json",
+                "title": "USGS STAC Item",
+                "href": f"https://landsatlook.usgs.gov/stac-server/collections/{collection}/items/{pid}{suffix}",
+            }
+        )
+    item = {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": sorted(EXT[e] for e in extensions),
+        "id": pid,
+        "geometry": mapping(geometry),
+        "bbox": [round(v, 6) for v in stac_bbox(geometry)],
+        "properties": props,
+        "links": links,
+        "assets": assets,
+        "collection": dataset,
+    }
+    return ItemResult(item, footprint.method, footprint.native.wkt)

@@ -225,7 +225,7 @@ def build_catalog(out: Path, *, reporter: Any = None, force: bool = False) -> Bu
             del scenes[key]
             result.removed += 1
         _write_parents(out, scenes, result)
-        write_json_atomic(state_path, state)
+        _write_if_changed(state_path, state)
     finally:
         checksums.close()
     result.elapsed = time.monotonic() - started

@@ -57,7 +57,7 @@ def from_mask(raster: Path, fill_bit: bool) -> Footprint:
             valid = data != src.nodata
         else:
             valid = np.ones(out_shape, dtype=bool)
-        transform = src.transform * src.transform.scale(src.width / out_shape[1], src.height / out_shape[0])
+        transform = src.transform @ src.transform.scale(src.width / out_shape[1], src.height / out_shape[0])
         epsg = src.crs.to_epsg()
     if not valid.any():
         raise ValueError(f"{raster.name} has no valid pixels")

@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
 from rio_stac.stac import get_projection_info
 from shapely.geometry import mapping
 
@@ -79,6 +80,15 @@ def scene_files(folder: Path, pid: str) -> dict[str, Path]:
 
 def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any]) -> None:
     with rasterio.open(path) as src:
+        # full-resolution tiles come last in a COG: reading the last one catches a truncated file
+        block_h, block_w = src.block_shapes[0]
+        last = Window(
+            max(0, src.width - block_w),
+            max(0, src.height - block_h),
+            min(block_w, src.width),
+            min(block_h, src.height),
+        )
+        src.read(1, window=last)
         proj = get_projection_info(src)
         asset["type"] = COG if is_cog(src) else GEOTIFF
         asset["proj:shape"] = list(proj["shape"])

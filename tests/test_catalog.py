@@ -154,7 +154,7 @@ def test_reference_items_match_usgs(shared: Path, tmp_path: Path) -> None:
             usgs["stac_version"] < "1.0.0" and usgs_shape.bounds[2] - usgs_shape.bounds[0] > 180
         )
         if legacy_antimeridian:
-            # STAC 0.7 items drew antimeridian scenes as one malformed ring; check against the MTL grid instead
+            # STAC 0.7 items drew antimeridian scenes as one malformed ring: compare with the MTL grid
             from stacmirror.catalog.footprint import from_mtl
             from stacmirror.catalog.properties import epsg_of
 

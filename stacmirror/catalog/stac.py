@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 from rio_stac.stac import get_projection_info
@@ -174,6 +175,7 @@ def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
     with rasterio.open(
         tmp, "w", driver="PNG", width=out[0].shape[1], height=out[0].shape[0], count=4, dtype="uint8"
     ) as dst:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a thumbnail has no CRS
         dst.write(np.stack(out))
     tmp.with_name(tmp.name + ".aux.xml").unlink(missing_ok=True)
     os.replace(tmp, target)

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Harvest benchmark (not a test): stacmirror against plain parallel curl on the same files.
+
+Prints three figures, each against a baseline measured in the same run:
+
+1. wall time of ``stacmirror harvest`` (bands mode, full-size emulator scenes) divided by the wall
+   time of ``curl`` fetching the same signed URLs with the same concurrency (goal <= 1.05);
+2. peak RSS of a ``stacmirror harvest`` process fetching one full-size product bundle (goal < 150 MB),
+   next to the bundle's size;
+3. API calls for 10 and 100 scenes x 1 and 10 bands (goal: flat in bands, near-flat in scenes).
+
+Usage: .venv/bin/python scripts/bench_harvest.py [--scenes 3] [--workers 4] [--data DIR]
+The first run generates the full-size scenes (minutes); they are cached under --data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
+from stacmirror.harvest.progress import Reporter
+from stacmirror.harvest.run import Harvest, HarvestOptions
+from stacmirror.harvest.selection import Selection
+from stacmirror.m2m import Credentials, M2MClient, Secret
+
+DATASET = "landsat_ot_c2_l2"
+BANDS = ["SR_B4", "SR_B5", "QA_PIXEL"]
+TEN_BANDS = ["coastal", "blue", "green", "red", "nir08", "swir16", "swir22", "lwir11", "qa_pixel", "MTL"]
+CREDENTIALS = Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN))
+
+
+def env_for(emu: Emulator) -> dict[str, str]:
+    return {
+        **os.environ,
+        "M2M_SERVICE_URL": emu.service_url,
+        "M2M_USERNAME": DEMO_USERNAME,
+        "M2M_TOKEN": DEMO_TOKEN,
+    }
+
+
+def cli() -> list[str]:
+    return [sys.executable, "-m", "stacmirror.cli"]
+
+
+def newest_scenes(emu: Emulator, count: int):
+    return [s for s in emu.service.scenes if s.l2_generated][:count]
+
+
+def warm(emu: Emulator, scenes) -> None:
+    for i, scene in enumerate(scenes, 1):
+        started = time.monotonic()
+        emu.service.store.files(scene, 2)
+        print(f"  scene {i}/{len(scenes)} ready ({time.monotonic() - started:.0f} s)", flush=True)
+
+
+def harvest_args(out: Path, scenes, workers: int, extra: list[str]) -> list[str]:
+    start = min(s.acquired for s in scenes).isoformat()
+    end = max(s.acquired for s in scenes).isoformat()
+    return [
+        *cli(),
+        "harvest",
+        str(out),
+        "--dataset",
+        DATASET,
+        "--wkt",
+        "POLYGON ((-180 -85, 180 -85, 180 85, -180 85, -180 -85))",
+        "--start",
+        start,
+        "--end",
+        end,
+        "--max-scenes",
+        str(len(scenes)),
+        "--workers",
+        str(workers),
+        "--no-browse",
+        "--no-catalog",
+        "--quiet",
+        "--poll-interval",
+        "1",
+        *extra,
+    ]
+
+
+def bench_throughput(emu: Emulator, scenes, workers: int, tmp: Path) -> None:
+    out = tmp / "harvest"
+    started = time.monotonic()
+    subprocess.run(
+        harvest_args(out, scenes, workers, ["--bands", ",".join(BANDS)]), env=env_for(emu), check=True
+    )
+    harvest_time = time.monotonic() - started
+    files = [p for p in out.rglob("*") if p.is_file() and ".stacmirror" not in p.parts]
+    size = sum(p.stat().st_size for p in files)
+
+    # the same files with curl: signed URLs from M2M, then `xargs -P workers curl`
+    with M2MClient(CREDENTIALS, emu.service_url) as api:
+        options = api.download_options(DATASET, entity_ids=[s.entity_id for s in scenes])
+        wanted = {
+            f.entity_id: f
+            for o in options
+            for f in o.secondaries
+            if any(f.display_id.endswith(f"_{b}.TIF") for b in BANDS)
+        }
+        result = api.download_request(
+            "bench-curl", downloads=[{"entityId": e, "productId": f.product_id} for e, f in wanted.items()]
+        )
+        urls = [d.url for d in result.available if d.url]
+        for label in set(result.duplicate_products.values()) | {"bench-curl"}:
+            urls += [
+                d.url
+                for d in api.download_retrieve(label).with_urls()
+                if d.entity_id in wanted and d.url not in urls and label != "bench-curl"
+            ]
+    curl_dir = tmp / "curl"
+    curl_dir.mkdir()
+    listing = "\n".join(f'url = "{u}"\noutput = "{curl_dir / str(i)}"' for i, u in enumerate(urls))
+    config = tmp / "curl.cfg"
+    config.write_text(listing + "\n")
+    started = time.monotonic()
+    subprocess.run(
+        ["curl", "--silent", "--fail", "--parallel", "--parallel-max", str(workers), "--config", str(config)],
+        check=True,
+    )
+    curl_time = time.monotonic() - started
+    curl_size = sum(p.stat().st_size for p in curl_dir.iterdir())
+    print(f"throughput: {len(files)} files, {size / 1e6:.0f} MB, {workers} workers")
+    print(
+        f"  stacmirror harvest (incl. search, API calls, verification): {harvest_time:6.2f} s "
+        f"({size / 1e6 / harvest_time:.0f} MB/s)"
+    )
+    print(
+        f"  curl --parallel on the same {len(urls)} URLs ({curl_size / 1e6:.0f} MB):          {curl_time:6.2f} s "
+        f"({curl_size / 1e6 / curl_time:.0f} MB/s)"
+    )
+    print(f"  ratio harvest / curl: {harvest_time / curl_time:.2f}  (goal <= 1.05)")
+
+
+def bench_memory(emu: Emulator, scene, tmp: Path) -> None:
+    out = tmp / "bundle"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(harvest_args(out, [scene], 1, []), env=env_for(emu), check=True)
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    bundle = emu.service.store.files(scene, 2)["tar"].size
+    note = "" if peak_kb > before else " (an earlier child was larger; figure is an upper bound)"
+    print(
+        f"memory: one bundle of {bundle / 1e6:.0f} MB fetched, verified and unpacked; peak RSS of the "
+        f"harvest process {peak_kb / 1024:.0f} MB (goal < 150 MB){note}"
+    )
+
+
+def bench_calls(data: Path) -> None:
+    print("API calls per harvest (small scenes):")
+    print("  scenes  bands  calls  by endpoint")
+    with Emulator(data, scenes=220, seed=7) as emu:
+        for scenes in (10, 100):
+            for bands in (["red"], TEN_BANDS):
+                with tempfile.TemporaryDirectory() as tmp, M2MClient(CREDENTIALS, emu.service_url) as api:
+                    selection = Selection(
+                        dataset=DATASET, area=None, start=dt.date(2000, 1, 1), end=dt.date(2030, 1, 1)
+                    )
+                    options = HarvestOptions(
+                        out=Path(tmp),
+                        selection=selection,
+                        mode="bands",
+                        bands=bands,
+                        max_scenes=scenes,
+                        poll_interval=0.2,
+                        browse=False,
+                    )
+                    Harvest(api, options, Reporter(quiet=True)).run()
+                    calls = dict(sorted(api.calls.items()))
+                print(f"  {scenes:6d} {len(bands):6d} {sum(calls.values()):6d}  {calls}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--data", type=Path, default=Path.home() / ".cache" / "stacmirror" / "bench-emulator")
+    args = parser.parse_args()
+    if shutil.which("curl") is None:
+        sys.exit("curl is needed for the baseline (apt-get install curl)")
+    with Emulator(args.data, full_size=True) as emu:
+        scenes = newest_scenes(emu, args.scenes)
+        print(f"preparing {len(scenes)} full-size scenes under {args.data} (cached after the first run)")
+        warm(emu, scenes)
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_throughput(emu, scenes, args.workers, Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_memory(emu, scenes[0], Path(tmp))
+    bench_calls(args.data)
+
+
+if __name__ == "__main__":
+    main()

@@ -137,7 +137,7 @@ def bench_throughput(emu: Emulator, scenes, workers: int, tmp: Path) -> None:
         f"({size / 1e6 / harvest_time:.0f} MB/s)"
     )
     print(
-        f"  curl --parallel on the same {len(urls)} URLs ({curl_size / 1e6:.0f} MB):          {curl_time:6.2f} s "
+        f"  curl --parallel, same {len(urls)} URLs ({curl_size / 1e6:.0f} MB): {curl_time:6.2f} s "
         f"({curl_size / 1e6 / curl_time:.0f} MB/s)"
     )
     print(f"  ratio harvest / curl: {harvest_time / curl_time:.2f}  (goal <= 1.05)")

@@ -439,6 +439,142 @@ def validate(out: Path, schemas: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Which stacks: shared by `stacks` and `crop`."""
+    options = [
+        click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+        click.option("--collection", help="Only this collection (dataset alias)."),
+        click.option(
+            "--min-scenes",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="Smallest stack worth cropping.",
+        ),
+        click.option(
+            "--aoi", type=click.Path(path_type=Path), help="Also keep the rectangle inside this area."
+        ),
+        click.option(
+            "--max-cloud", type=click.FloatRange(0, 100), help="Leave out scenes cloudier than this."
+        ),
+        click.option(
+            "--group-by",
+            type=click.Choice(["path-row", "overlap"]),
+            default="path-row",
+            show_default=True,
+            help="Stack by WRS path/row, or by footprint overlap.",
+        ),
+        click.option(
+            "--geojson",
+            "geojson_out",
+            type=click.Path(path_type=Path),
+            help="Write the stacks' rectangles as a GeoJSON FeatureCollection.",
+        ),
+        json_option,
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), func)
+
+
+def _find_stacks(
+    out: Path,
+    collection: str | None,
+    min_scenes: int,
+    aoi: Path | None,
+    max_cloud: float | None,
+    group_by: str,
+    geojson_out: Path | None,
+):
+    from .crop.stacks import find_stacks
+    from .fileio import write_json_atomic
+    from .harvest.selection import load_area
+
+    area = load_area(aoi=aoi) if aoi else None
+    if not (out / "catalog.json").exists():
+        raise UserError(f"{out} has no catalog yet (run: stacmirror catalog {out})")
+    stacks, notes = find_stacks(
+        out, collection=collection, min_scenes=min_scenes, aoi=area, max_cloud=max_cloud, group_by=group_by
+    )
+    for note in notes:
+        click.echo(f"stacmirror: {note}", err=True)
+    if geojson_out:
+        write_json_atomic(
+            geojson_out, {"type": "FeatureCollection", "features": [s.as_feature() for s in stacks]}
+        )
+    return stacks
+
+
+@main.command()
+@stack_options
+def stacks(
+    out: Path,
+    collection: str | None,
+    min_scenes: int,
+    aoi: Path | None,
+    max_cloud: float | None,
+    group_by: str,
+    geojson_out: Path | None,
+    as_json: bool,
+) -> None:
+    """List stacks of overlapping scenes and their largest common rectangle."""
+    found = _find_stacks(out, collection, min_scenes, aoi, max_cloud, group_by, geojson_out)
+    if as_json:
+        click.echo(json.dumps([s.as_feature()["properties"] for s in found], indent=2))
+        return
+    for s in found:
+        click.echo(
+            f"{s.stack_id:40} {len(s.members):3d} scenes  {s.rect.width} x {s.rect.height} px  "
+            f"{s.area_km2:9.2f} km2  EPSG:{s.epsg}"
+        )
+    click.echo(f"{len(found)} stack(s)", err=True)
+
+
+@main.command()
+@stack_options
+@click.option("--assets", help="Comma-separated asset keys to crop (default: every raster asset).")
+@click.option(
+    "--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="Scenes cropped in parallel."
+)
+def crop(
+    out: Path,
+    collection: str | None,
+    min_scenes: int,
+    aoi: Path | None,
+    max_cloud: float | None,
+    group_by: str,
+    geojson_out: Path | None,
+    as_json: bool,
+    assets: str | None,
+    workers: int,
+) -> None:
+    """Crop every scene of each stack to the stack's rectangle, pixel-exactly, and catalogue the crops."""
+    from .catalog.build import build_catalog
+    from .crop.crop import crop_stack
+
+    wanted = {a.strip() for a in assets.split(",") if a.strip()} if assets else None
+    found = _find_stacks(out, collection, min_scenes, aoi, max_cloud, group_by, geojson_out)
+    if wanted:
+        known = {
+            k for s in found for m in s.members for k, a in m.item["assets"].items() if "proj:transform" in a
+        }
+        unknown = wanted - known
+        if unknown:
+            raise UserError(
+                f"--assets: no raster asset {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+            )
+    results = [crop_stack(out, s, assets=wanted, workers=workers) for s in found]
+    build_catalog(out)  # link the crop collections from the root catalog
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in results], indent=2))
+    else:
+        for r in results:
+            state = "unchanged" if r.skipped else f"{r.cropped} scene(s), {r.files} file(s)"
+            click.echo(f"{r.stack_id:40} {state}")
+            for error in r.errors:
+                click.echo(f"  error: {error}", err=True)
+    if any(r.errors for r in results):
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=0, show_default=True, help="Port (0 picks a free one).")

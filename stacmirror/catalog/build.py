@@ -252,6 +252,16 @@ def _write_parents(out: Path, scenes: dict[str, Any], result: BuildResult) -> No
             }
         )
         result.collections.append(dataset)
+    for crop_collection in sorted((out / "crops").glob("*/collection.json")):  # written by `stacmirror crop`
+        title = json.loads(crop_collection.read_text()).get("title", crop_collection.parent.name)
+        root["links"].append(
+            {
+                "rel": "child",
+                "href": _relative(crop_collection, out),
+                "type": "application/json",
+                "title": title,
+            }
+        )
     for dataset_dir in out.iterdir():
         if (
             dataset_dir.is_dir()

@@ -172,11 +172,12 @@ def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
         out.append(np.where(valid, stretched, 0).astype("uint8"))
     out.append(np.where(valid, 255, 0).astype("uint8"))
     tmp = target.with_name(f".{target.name}.tmp.png")
-    with rasterio.open(
-        tmp, "w", driver="PNG", width=out[0].shape[1], height=out[0].shape[0], count=4, dtype="uint8"
-    ) as dst:
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a thumbnail has no CRS
-        dst.write(np.stack(out))
+        with rasterio.open(
+            tmp, "w", driver="PNG", width=out[0].shape[1], height=out[0].shape[0], count=4, dtype="uint8"
+        ) as dst:
+            dst.write(np.stack(out))
     tmp.with_name(tmp.name + ".aux.xml").unlink(missing_ok=True)
     os.replace(tmp, target)
     return True

@@ -216,7 +216,9 @@ def _collection(stack: Stack, items: list[dict[str, Any]], out: Path) -> dict[st
             "title": f"Source collection {stack.collection}",
         }
     )
-    extensions = ["eo", "raster", "proj", "view", "classification"] + (["sci"] if "sci:doi" in template else [])
+    extensions = ["eo", "raster", "proj", "view", "classification"] + (
+        ["sci"] if "sci:doi" in template else []
+    )
     collection = {
         "type": "Collection",
         "stac_version": "1.1.0",

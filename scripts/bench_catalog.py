@@ -47,8 +47,11 @@ def stactools_python() -> Path:
     if not python.exists():
         print(f"installing stactools-landsat into {STACTOOLS_VENV} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(STACTOOLS_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "stactools-landsat"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "stactools-landsat"],
+            check=True,
+            capture_output=True,
+        )
     return python
 
 

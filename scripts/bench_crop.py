@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Crop benchmark (not a test): stacmirror crop against seed 004's gdalwarp -crop_to_cutline.
+
+On a stack of full-size emulator scenes (red, nir08, qa_pixel) it prints, each against a baseline
+measured in the same run:
+
+1. wall time of ``gdalwarp -crop_to_cutline`` with the rectangle as cutline, one file after the other
+   as the seed script does, written as DEFLATE+predictor COGs (equal output compression), divided by
+   the wall time of ``stacmirror crop`` on the same stack (goal >= 2x faster);
+2. pixels that differ from the source window, for both (goal 0);
+3. our rectangle's area against the ``largestinteriorrectangle`` package run on the rasterised
+   intersection of the valid masks, decimated 8x as it cannot run at full resolution (goal >= 0.995).
+
+gdalwarp comes from Debian's gdal-bin (installed with apt-get when missing, as root);
+largestinteriorrectangle is installed into its own virtual environment.
+
+Usage: .venv/bin/python scripts/bench_crop.py [--scenes 3] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from stacmirror.catalog.build import build_catalog
+from stacmirror.crop.crop import crop_stack
+from stacmirror.crop.stacks import _valid_rows, find_stacks
+from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
+from stacmirror.harvest.progress import Reporter
+from stacmirror.harvest.run import Harvest, HarvestOptions
+from stacmirror.harvest.selection import Selection
+from stacmirror.m2m import Credentials, M2MClient, Secret
+
+ASSETS = ("red", "nir08", "qa_pixel")
+LIR_VENV = Path(tempfile.gettempdir()) / "stacmirror-bench-lir"
+LIR_RUN = """
+import sys, time, numpy as np, largestinteriorrectangle as lir
+mask = np.load(sys.argv[1])
+lir.lir(np.ones((8, 8), dtype=bool))  # numba compiles on first use: keep that out of the timing
+started = time.perf_counter()
+x, y, w, h = lir.lir(mask)
+print(int(w) * int(h), time.perf_counter() - started)
+"""
+
+
+def ensure_gdalwarp() -> str:
+    if shutil.which("gdalwarp") is None:
+        print("installing Debian's gdal-bin for the baseline ...", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "gdal-bin"], check=True, capture_output=True)
+    version = subprocess.run(
+        ["gdalwarp", "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return version
+
+
+def lir_python() -> Path:
+    python = LIR_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"installing largestinteriorrectangle into {LIR_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(LIR_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "largestinteriorrectangle"],
+            check=True,
+            capture_output=True,
+        )
+    return python
+
+
+def differing_pixels(crop_path: Path, source_path: Path) -> tuple[int, int]:
+    """(pixels that differ from the source window, pixels compared); a shifted grid counts as all different."""
+    with rasterio.open(crop_path) as crop, rasterio.open(source_path) as src:
+        col = (crop.transform.c - src.transform.c) / src.transform.a
+        row = (src.transform.f - crop.transform.f) / -src.transform.e
+        data = crop.read(1)
+        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6 or crop.res != src.res:
+            return data.size, data.size
+        window = src.read(
+            1,
+            window=Window(round(col), round(row), crop.width, crop.height),
+            boundless=True,
+            fill_value=src.nodata or 0,
+        )
+        return int((data != window).sum()), data.size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=Path.home() / ".cache" / "stacmirror" / "bench-emulator")
+    args = parser.parse_args()
+    gdal = ensure_gdalwarp()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "mirror"
+        with Emulator(args.data, full_size=True) as emu:
+            scenes = [s for s in emu.service.scenes if s.l2_generated and (s.path, s.row) == (44, 33)][
+                : args.scenes
+            ]
+            print(
+                f"preparing {len(scenes)} full-size scenes of WRS 044/033 (cached after the first run)",
+                flush=True,
+            )
+            for scene in scenes:
+                emu.service.store.files(scene, 2)
+            selection = Selection(
+                dataset="landsat_ot_c2_l2",
+                area=None,
+                start=min(s.acquired for s in scenes),
+                end=max(s.acquired for s in scenes),
+                path="44",
+                row="33",
+            )
+            options = HarvestOptions(
+                out=out,
+                selection=selection,
+                mode="bands",
+                bands=["red", "nir08", "qa_pixel", "MTL"],
+                poll_interval=0.2,
+                browse=False,
+            )
+            with M2MClient(Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN)), emu.service_url) as api:
+                Harvest(api, options, Reporter(quiet=True)).run()
+        build_catalog(out)
+        started = time.monotonic()
+        stacks, _ = find_stacks(out)
+        rectangle_time = time.monotonic() - started
+        stack = stacks[0]
+        started = time.monotonic()
+        result = crop_stack(out, stack, assets=set(ASSETS), workers=2)
+        ours = time.monotonic() - started
+        assert not result.errors, result.errors
+        print(
+            f"stack {stack.stack_id}: {len(stack.members)} scenes, rectangle {stack.rect.width} x "
+            f"{stack.rect.height} px found in {rectangle_time:.2f} s (incl. reading every valid mask)"
+        )
+
+        xmin, ymin, xmax, ymax = stack.bounds
+        cutline = Path(tmp) / "rectangle.geojson"
+        cutline.write_text(
+            json.dumps(
+                {
+                    "type": "FeatureCollection",
+                    "crs": {"type": "name", "properties": {"name": f"EPSG:{stack.epsg}"}},
+                    "features": [
+                        {
+                            "type": "Feature",
+                            "properties": {},
+                            "geometry": {
+                                "type": "Polygon",
+                                "coordinates": [
+                                    [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax], [xmin, ymin]]
+                                ],
+                            },
+                        }
+                    ],
+                }
+            )
+        )
+        warped = Path(tmp) / "gdalwarp"
+        warped.mkdir()
+        jobs = [(m, key) for m in stack.members for key in ASSETS]
+        started = time.monotonic()
+        for member, key in jobs:
+            source = member.folder / member.item["assets"][key]["href"]
+            subprocess.run(
+                [
+                    "gdalwarp",
+                    "-q",
+                    "-overwrite",
+                    "-cutline",
+                    str(cutline),
+                    "-crop_to_cutline",
+                    "-of",
+                    "COG",
+                    "-co",
+                    "COMPRESS=DEFLATE",
+                    "-co",
+                    "PREDICTOR=2",
+                    "-co",
+                    "BLOCKSIZE=512",
+                    str(source),
+                    str(warped / source.name),
+                ],
+                check=True,
+            )
+        theirs = time.monotonic() - started
+        print(f"crop of {len(jobs)} files ({', '.join(ASSETS)}), COG, DEFLATE + predictor 2:")
+        print(f"  gdalwarp -crop_to_cutline ({gdal}), one file after another: {theirs:6.2f} s")
+        print(f"  stacmirror crop (2 workers):                                {ours:6.2f} s")
+        print(f"  speed-up: {theirs / ours:.2f}x  (goal >= 2x)")
+
+        ours_diff = theirs_diff = total = 0
+        for member, key in jobs:
+            source = member.folder / member.item["assets"][key]["href"]
+            crop = out / "crops" / stack.stack_id / member.id / source.name
+            d, n = differing_pixels(crop, source)
+            ours_diff, total = ours_diff + d, total + n
+            theirs_diff += differing_pixels(warped / source.name, source)[0]
+        print(
+            f"pixels differing from the source window: stacmirror {ours_diff} of {total}, "
+            f"gdalwarp {theirs_diff} (goal 0)"
+        )
+
+        # the same intersection as a mask, decimated 8x, for largestinteriorrectangle
+        layers = []
+        for member in stack.members:
+            path, fill = member.mask_raster()
+            transform, left, right = _valid_rows(path, fill)
+            layers.append((transform, left, right))
+        x0, y0 = stack.origin
+        rows = int(max((y0 - t.f) / 30 + len(lf) for t, lf, _ in layers))
+        cols = int(max((t.c - x0) / 30 + r.max() + 1 for t, _, r in layers))
+        mask = np.ones((rows, cols), dtype=bool)
+        columns = np.arange(cols)
+        for t, left, right in layers:
+            r0, c0 = round((y0 - t.f) / 30), round((t.c - x0) / 30)
+            scene = np.zeros((rows, cols), dtype=bool)
+            scene[r0 : r0 + len(left)] = (columns[None, :] >= left[:, None] + c0) & (
+                columns[None, :] <= right[:, None] + c0
+            )
+            mask &= scene
+        factor = 8
+        cells = mask[: rows // factor * factor, : cols // factor * factor]
+        cells = cells.reshape(rows // factor, factor, cols // factor, factor).all(axis=(1, 3))
+        mask_file = Path(tmp) / "mask.npy"
+        np.save(mask_file, cells)
+        try:
+            output = subprocess.run(
+                [str(lir_python()), "-c", LIR_RUN, str(mask_file)], capture_output=True, text=True, check=True
+            ).stdout.split()
+            lir_area, lir_time = int(output[0]) * factor * factor, float(output[1])
+            print(
+                f"rectangle area: stacmirror {stack.rect.area} px (exact on the 30 m lattice), largestinteriorrectangle "
+                f"{lir_area} px on the 8x-decimated mask in {lir_time:.2f} s; ratio {stack.rect.area / lir_area:.4f} "
+                "(goal >= 0.995)"
+            )
+        except subprocess.CalledProcessError as exc:
+            print(f"largestinteriorrectangle could not be run: {(exc.stderr or '').strip()[-300:]}")
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    main()
+    print(f"(benchmark took {time.monotonic() - started:.0f} s, {dt.datetime.now():%Y-%m-%d %H:%M})")

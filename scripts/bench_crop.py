@@ -79,7 +79,7 @@ def lir_python() -> Path:
 
 
 def differing_pixels(crop_path: Path, source_path: Path) -> tuple[int, int]:
-    """(pixels that differ from the source window, pixels compared); a shifted grid counts as all different."""
+    """(pixels differing from the source window, pixels compared); a shifted grid counts as all differing."""
     with rasterio.open(crop_path) as crop, rasterio.open(source_path) as src:
         col = (crop.transform.c - src.transform.c) / src.transform.a
         row = (src.transform.f - crop.transform.f) / -src.transform.e
@@ -241,9 +241,9 @@ def main() -> None:
             ).stdout.split()
             lir_area, lir_time = int(output[0]) * factor * factor, float(output[1])
             print(
-                f"rectangle area: stacmirror {stack.rect.area} px (exact on the 30 m lattice), largestinteriorrectangle "
-                f"{lir_area} px on the 8x-decimated mask in {lir_time:.2f} s; ratio {stack.rect.area / lir_area:.4f} "
-                "(goal >= 0.995)"
+                f"rectangle area: stacmirror {stack.rect.area} px (exact on the 30 m lattice), "
+                f"largestinteriorrectangle {lir_area} px on the 8x-decimated mask in {lir_time:.2f} s; "
+                f"ratio {stack.rect.area / lir_area:.4f} (goal >= 0.995)"
             )
         except subprocess.CalledProcessError as exc:
             print(f"largestinteriorrectangle could not be run: {(exc.stderr or '').strip()[-300:]}")

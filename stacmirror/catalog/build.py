@@ -272,6 +272,10 @@ def _write_parents(out: Path, scenes: dict[str, Any], result: BuildResult) -> No
     _write_if_changed(out / "catalog.json", root)
 
 
+def _epoch(timestamp: str) -> float:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def _collection(out: Path, dataset: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     try:
         collection = load_template(f"collections/{dataset}.json")
@@ -337,7 +341,13 @@ def _collection(out: Path, dataset: str, entries: list[dict[str, Any]]) -> dict[
             }
         )
     collection["links"] = links
-    thumb = next((e for e in entries if "thumbnail" in e["assets"]), None)
+    with_thumbnail = [e for e in entries if "thumbnail" in e["assets"]]
+    # the clearest, newest scene makes the collection's preview
+    thumb = min(
+        with_thumbnail,
+        key=lambda e: (e["summary"].get("eo:cloud_cover", 100.0), -_epoch(e["datetime"])),
+        default=None,
+    )
     if thumb is not None:
         item_dir = (out / thumb["item"]).parent
         item = json.loads((out / thumb["item"]).read_text())
@@ -346,7 +356,7 @@ def _collection(out: Path, dataset: str, entries: list[dict[str, Any]]) -> dict[
             "thumbnail": {
                 "href": _relative(item_dir / href, dataset_dir),
                 "type": item["assets"]["thumbnail"]["type"],
-                "title": "Thumbnail of the newest scene",
+                "title": "Thumbnail of the clearest scene",
                 "roles": ["thumbnail"],
             }
         }

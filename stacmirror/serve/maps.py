@@ -1,0 +1,182 @@
+"""Self-contained HTML maps of footprints: search results, mirrored items, crop rectangles, the AOI.
+
+The page is one file with inline SVG and a few lines of script: it opens offline (no CDN, no tile
+server), draws on a plain background with a graticule, and shows each footprint's id, date and
+cloud cover on hover.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from ..fileio import write_bytes_atomic
+
+STYLES = {
+    "scene": ("#1f77b4", 0.12),
+    "search": ("#1f77b4", 0.12),
+    "crop": ("#d62728", 0.25),
+    "aoi": ("#2ca02c", 0.08),
+}
+WIDTH, HEIGHT, MARGIN = 960, 640, 30
+
+
+def feature(geometry: dict[str, Any] | BaseGeometry, kind: str, label: str, **details: Any) -> dict[str, Any]:
+    geom = geometry if isinstance(geometry, BaseGeometry) else shape(geometry)
+    return {
+        "geometry": geom,
+        "kind": kind,
+        "label": label,
+        "details": {k: v for k, v in details.items() if v is not None},
+    }
+
+
+def _projector(features: list[dict[str, Any]]):
+    minx = min(f["geometry"].bounds[0] for f in features)
+    miny = min(f["geometry"].bounds[1] for f in features)
+    maxx = max(f["geometry"].bounds[2] for f in features)
+    maxy = max(f["geometry"].bounds[3] for f in features)
+    pad_x, pad_y = max((maxx - minx) * 0.05, 0.01), max((maxy - miny) * 0.05, 0.01)
+    minx, maxx, miny, maxy = minx - pad_x, maxx + pad_x, miny - pad_y, maxy + pad_y
+    squash = max(math.cos(math.radians((miny + maxy) / 2)), 0.05)
+    scale = min((WIDTH - 2 * MARGIN) / ((maxx - minx) * squash), (HEIGHT - 2 * MARGIN) / (maxy - miny))
+
+    def project(x: float, y: float) -> tuple[float, float]:
+        return MARGIN + (x - minx) * squash * scale, HEIGHT - MARGIN - (y - miny) * scale
+
+    return project, (minx, miny, maxx, maxy)
+
+
+def _path(geom: BaseGeometry, project) -> str:
+    parts = []
+    for polygon in getattr(geom, "geoms", [geom]):
+        for ring in [polygon.exterior, *polygon.interiors]:
+            points = [project(x, y) for x, y in ring.coords]
+            parts.append("M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in points) + " Z")
+    return " ".join(parts)
+
+
+def _graticule(bounds: tuple[float, float, float, float], project) -> list[str]:
+    minx, miny, maxx, maxy = bounds
+    span = max(maxx - minx, maxy - miny)
+    step = next((s for s in (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30) if span / s <= 10), 45)
+    lines = []
+    x = math.floor(minx / step) * step
+    while x <= maxx:
+        (x1, y1), (x2, y2) = project(x, miny), project(x, maxy)
+        lines.append(
+            f'<line class="grid" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>'
+            f'<text class="gridlabel" x="{x1 + 2:.1f}" y="{HEIGHT - 8}">{x:g}°</text>'
+        )
+        x += step
+    y = math.floor(miny / step) * step
+    while y <= maxy:
+        (x1, y1), (x2, y2) = project(minx, y), project(maxx, y)
+        lines.append(
+            f'<line class="grid" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>'
+            f'<text class="gridlabel" x="4" y="{y1 - 2:.1f}">{y:g}°</text>'
+        )
+        y += step
+    return lines
+
+
+def render(features: Iterable[dict[str, Any]], title: str) -> str:
+    features = [f for f in features if not f["geometry"].is_empty]
+    body: list[str] = []
+    if features:
+        project, bounds = _projector(features)
+        body += _graticule(bounds, project)
+        order = {"aoi": 0, "scene": 1, "search": 1, "crop": 2}
+        for index, item in enumerate(sorted(features, key=lambda f: order.get(f["kind"], 1))):
+            colour, opacity = STYLES.get(item["kind"], STYLES["scene"])
+            details = {"id": item["label"], "kind": item["kind"], **item["details"]}
+            tip = "\n".join(f"{k}: {v}" for k, v in details.items())
+            body.append(
+                f'<path class="fp {html.escape(item["kind"])}" d="{_path(item["geometry"], project)}" '
+                f'fill="{colour}" fill-opacity="{opacity}" stroke="{colour}" data-i="{index}" '
+                f"data-info='{html.escape(json.dumps(details), quote=True)}'>"
+                f"<title>{html.escape(tip)}</title></path>"
+            )
+    counts = {}
+    for item in features:
+        counts[item["kind"]] = counts.get(item["kind"], 0) + 1
+    legend = (
+        " · ".join(
+            f'<span style="color:{STYLES.get(k, STYLES["scene"])[0]}">■</span> {n} {k}'
+            for k, n in sorted(counts.items())
+        )
+        or "nothing to draw"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 16px; color: #222; }}
+svg {{ background: #f4f1ea; border: 1px solid #ccc; }}
+.grid {{ stroke: #ccc; stroke-width: 0.5; }} .gridlabel {{ font-size: 10px; fill: #888; }}
+.fp {{ stroke-width: 1.2; cursor: pointer; }} .fp:hover {{ stroke-width: 3; fill-opacity: 0.35; }}
+#info {{ min-height: 3em; white-space: pre; font-family: monospace; margin-top: 8px; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>{legend}</p>
+<svg id="map" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg">
+{chr(10).join(body)}
+</svg>
+<div id="info">Hover a footprint for its id, date and cloud cover.</div>
+<script>
+for (const p of document.querySelectorAll('path.fp')) {{
+  p.addEventListener('mouseenter', () => {{
+    const info = JSON.parse(p.dataset.info);
+    const lines = Object.entries(info).map(([k, v]) => k + ': ' + v);
+    document.getElementById('info').textContent = lines.join('\\n');
+  }});
+}}
+</script>
+</body></html>
+"""
+
+
+def write_map(path: Path, features: Iterable[dict[str, Any]], title: str) -> None:
+    write_bytes_atomic(Path(path), render(features, title).encode("utf-8"))
+
+
+def mirror_features(out: Path) -> list[dict[str, Any]]:
+    """Items of the mirror's collections and the crop rectangles."""
+    found = []
+    for collection_file in sorted(
+        [*out.glob("landsat_*/collection.json"), *out.glob("crops/*/collection.json")]
+    ):
+        collection = json.loads(collection_file.read_text())
+        is_crop = collection_file.parent.parent.name == "crops"
+        if is_crop:
+            geometry = None
+            for link in collection.get("links", []):
+                if link.get("rel") == "item":
+                    item = json.loads((collection_file.parent / link["href"]).read_text())
+                    geometry = item["geometry"]
+                    break
+            if geometry:
+                found.append(feature(geometry, "crop", collection["id"], title=collection.get("title")))
+            continue
+        for link in collection.get("links", []):
+            if link.get("rel") != "item":
+                continue
+            item = json.loads((collection_file.parent / link["href"]).read_text())
+            props = item["properties"]
+            found.append(
+                feature(
+                    item["geometry"],
+                    "scene",
+                    item["id"],
+                    date=props.get("datetime", "")[:10],
+                    cloud=props.get("eo:cloud_cover"),
+                    collection=item.get("collection"),
+                )
+            )
+    return found

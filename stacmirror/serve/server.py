@@ -1,0 +1,178 @@
+"""``stacmirror serve``: STAC Browser, the catalog and its assets from one origin.
+
+* ``/`` — STAC Browser's built files, ``/config.js`` — its runtime configuration;
+* ``/catalog/…`` — the mirror (catalog JSON and the assets it points at).
+
+Every response carries CORS headers; files answer HTTP ``Range`` requests (COG previews need
+them) with the right media type. A request never reaches a file outside its root: the path is
+decoded, normalised and resolved (following symlinks) and must stay inside the root, and hidden
+files (``.stacmirror/``, partial downloads) are not served.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .browser import config_js
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPES = {
+    ".json": "application/json",
+    ".geojson": "application/geo+json",
+    ".html": "text/html; charset=utf-8",
+    ".js": "application/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff; application=geotiff",
+    ".txt": "text/plain",
+    ".xml": "application/xml",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ico": "image/x-icon",
+    ".map": "application/json",
+    ".ttf": "font/ttf",
+    ".eot": "application/vnd.ms-fontobject",
+}
+CHUNK = 1 << 16
+
+
+def safe_path(root: Path, url_path: str) -> Path | None:
+    """The file under ``root`` that ``url_path`` names, or None when it would leave ``root``."""
+    decoded = unquote(url_path)
+    if "\x00" in decoded or "\\" in decoded:
+        return None
+    normal = posixpath.normpath("/" + decoded.lstrip("/"))
+    parts = [p for p in normal.split("/") if p]
+    if any(p.startswith(".") for p in parts):
+        return None
+    root = root.resolve()
+    candidate = root.joinpath(*parts).resolve()
+    try:
+        candidate.relative_to(root)
+    except ValueError:
+        return None  # a symlink (or anything else) pointing out of the root
+    return candidate
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ServeServer
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        log.info("serve: " + format, *args)
+
+    def end_headers(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Headers", "Range, Content-Type, Accept")
+        self.send_header("Access-Control-Expose-Headers", "Content-Range, Content-Length, Accept-Ranges")
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib naming
+        self.send_response(204)
+        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._get(head=True)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._get(head=False)
+
+    def _get(self, head: bool) -> None:
+        path = urlsplit(self.path).path
+        if path == "/config.js":
+            self._bytes(
+                config_js(self.server.out, self.server.base_url).encode(), "application/javascript", head
+            )
+            return
+        if path == "/catalog" or path.startswith("/catalog/"):
+            root, rest = self.server.out, path[len("/catalog") :]
+        elif self.server.browser is not None:
+            root, rest = self.server.browser, path
+        else:
+            self._bytes(NO_BROWSER.encode(), "text/html; charset=utf-8", head, status=503)
+            return
+        target = safe_path(root, rest)
+        if target is not None and target.is_dir():
+            target = target / "index.html"
+        if target is None or not target.is_file():
+            self._bytes(b"Not Found", "text/plain", head, status=404)
+            return
+        self._file(target, head)
+
+    def _bytes(self, body: bytes, media_type: str, head: bool, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", media_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _file(self, target: Path, head: bool) -> None:
+        size = target.stat().st_size
+        start, end, status = 0, size - 1, 200
+        wanted = self.headers.get("Range")
+        if wanted:
+            match = re.fullmatch(r"bytes=(\d*)-(\d*)", wanted.strip())
+            if match and (match[1] or match[2]):
+                if match[1]:
+                    start = int(match[1])
+                    end = min(int(match[2]), size - 1) if match[2] else size - 1
+                else:
+                    start = max(0, size - int(match[2]))
+                if start > end or start >= size:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                status = 206
+        self.send_response(status)
+        self.send_header("Content-Type", MEDIA_TYPES.get(target.suffix.lower(), "application/octet-stream"))
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if head:
+            return
+        with target.open("rb") as handle:
+            handle.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+
+
+NO_BROWSER = (
+    "<!DOCTYPE html><html><body><h1>stacmirror</h1><p>STAC Browser is not available (see the "
+    "message of <code>stacmirror serve</code>). The catalog is at <a href='/catalog/catalog.json'>"
+    "/catalog/catalog.json</a>.</p></body></html>"
+)
+
+
+class ServeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, out: Path, browser: Path | None, host: str = "127.0.0.1", port: int = 8000):
+        super().__init__((host, port), _Handler)
+        self.out = Path(out).resolve()
+        self.browser = Path(browser).resolve() if browser else None
+        bound_host, bound_port = self.server_address[:2]
+        shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
+        self.base_url = f"http://{shown}:{bound_port}"

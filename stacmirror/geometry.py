@@ -7,13 +7,24 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 
+def crosses_antimeridian(polygon: Polygon) -> bool:
+    """Whether a ring jumps across 180 degrees (an edge spanning more than 180 degrees of longitude).
+
+    Edges running exactly from -180 to 180 are a polygon covering all longitudes, not a jump.
+    """
+    coords = list(polygon.exterior.coords)
+    for (x1, _), (x2, _) in zip(coords, coords[1:], strict=False):
+        if abs(x2 - x1) > 180 and {x1, x2} != {-180.0, 180.0}:
+            return True
+    return False
+
+
 def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
     """A polygon whose longitudes jump by more than 180 degrees, as parts on each side of 180."""
     parts = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
     out: list[BaseGeometry] = []
     for part in parts:
-        lons = [x for x, _ in part.exterior.coords]
-        if max(lons) - min(lons) <= 180:
+        if not crosses_antimeridian(part):
             out.append(part)
             continue
         shifted = Polygon([(x + 360 if x < 0 else x, y) for x, y in part.exterior.coords])
@@ -23,7 +34,7 @@ def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
         for piece in getattr(west, "geoms", [west]):
             if not piece.is_empty:
                 out.append(Polygon([(x - 360, y) for x, y in piece.exterior.coords]))
-    polygons = [p for g in out if not g.is_empty for p in getattr(g, "geoms", [g])]
+    polygons = [p for g in out if not g.is_empty for p in getattr(g, "geoms", [g]) if isinstance(p, Polygon)]
     return polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
 
 

@@ -472,6 +472,8 @@ def test_areas_across_the_antimeridian_are_split() -> None:
     assert area.geom_type == "MultiPolygon" and len(spatial_filters(area)) == 2
     drawn = load_area(wkt="POLYGON ((170 -10, -170 -10, -170 10, 170 10, 170 -10))")
     assert drawn.geom_type == "MultiPolygon" and round(drawn.area) == 400
+    world = load_area(wkt="POLYGON ((-180 -85, 180 -85, 180 85, -180 85, -180 -85))")  # not a crossing
+    assert world.geom_type == "Polygon" and round(world.area) == 360 * 170
 
 
 def test_regions_keep_the_least_cloudy_per_region(emulator, tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from stacmirror.harvest.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
 DATASET = "landsat_ot_c2_l2"
-BANDS = ["SR_B4", "SR_B5", "QA_PIXEL"]
+BANDS = [f"SR_B{n}" for n in range(1, 8)] + ["ST_B10", "QA_PIXEL", "QA_RADSAT", "SR_QA_AEROSOL"]
 TEN_BANDS = ["coastal", "blue", "green", "red", "nir08", "swir16", "swir22", "lwir11", "qa_pixel", "MTL"]
 CREDENTIALS = Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN))
 
@@ -90,7 +90,7 @@ def harvest_args(out: Path, scenes, workers: int, extra: list[str]) -> list[str]
     ]
 
 
-def bench_throughput(emu: Emulator, scenes, workers: int, tmp: Path) -> None:
+def bench_throughput(emu: Emulator, scenes, workers: int, tmp: Path, label: str) -> None:
     out = tmp / "harvest"
     started = time.monotonic()
     subprocess.run(
@@ -113,11 +113,11 @@ def bench_throughput(emu: Emulator, scenes, workers: int, tmp: Path) -> None:
             "bench-curl", downloads=[{"entityId": e, "productId": f.product_id} for e, f in wanted.items()]
         )
         urls = [d.url for d in result.available if d.url]
-        for label in set(result.duplicate_products.values()) | {"bench-curl"}:
+        for queue_label in set(result.duplicate_products.values()):  # earlier runs' items
             urls += [
                 d.url
-                for d in api.download_retrieve(label).with_urls()
-                if d.entity_id in wanted and d.url not in urls and label != "bench-curl"
+                for d in api.download_retrieve(queue_label).with_urls()
+                if d.entity_id in wanted and d.url not in urls
             ]
     curl_dir = tmp / "curl"
     curl_dir.mkdir()
@@ -126,12 +126,22 @@ def bench_throughput(emu: Emulator, scenes, workers: int, tmp: Path) -> None:
     config.write_text(listing + "\n")
     started = time.monotonic()
     subprocess.run(
-        ["curl", "--silent", "--fail", "--parallel", "--parallel-max", str(workers), "--config", str(config)],
+        [
+            "curl",
+            "--silent",
+            "--no-progress-meter",
+            "--fail",
+            "--parallel",
+            "--parallel-max",
+            str(workers),
+            "--config",
+            str(config),
+        ],
         check=True,
     )
     curl_time = time.monotonic() - started
     curl_size = sum(p.stat().st_size for p in curl_dir.iterdir())
-    print(f"throughput: {len(files)} files, {size / 1e6:.0f} MB, {workers} workers")
+    print(f"throughput, {label}: {len(files)} files, {size / 1e6:.0f} MB, {workers} workers")
     print(
         f"  stacmirror harvest (incl. search, API calls, verification): {harvest_time:6.2f} s "
         f"({size / 1e6 / harvest_time:.0f} MB/s)"
@@ -193,7 +203,11 @@ def main() -> None:
         print(f"preparing {len(scenes)} full-size scenes under {args.data} (cached after the first run)")
         warm(emu, scenes)
         with tempfile.TemporaryDirectory() as tmp:
-            bench_throughput(emu, scenes, args.workers, Path(tmp))
+            bench_throughput(emu, scenes, args.workers, Path(tmp), "loopback, unthrottled (CPU-bound)")
+        emu.faults.throttle_bps = 25_000_000  # each transfer at most 25 MB/s, like a real network link
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_throughput(emu, scenes, args.workers, Path(tmp), "each transfer capped at 25 MB/s")
+        emu.faults.throttle_bps = 0
         with tempfile.TemporaryDirectory() as tmp:
             bench_memory(emu, scenes[0], Path(tmp))
     bench_calls(args.data)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
 from .m2m import DEFAULT_SERVICE_URL, Credentials, M2MClient, Secret, resolve_credentials
 from .m2m.credentials import has_configured_credentials
 
@@ -30,6 +29,8 @@ def open_client(service_url: str | None, *, quiet: bool = False, on_wait=None) -
     url = service_url or os.environ.get("M2M_SERVICE_URL")
     emulator = None
     if url is None and not has_configured_credentials():
+        from .emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator  # rasterio and numpy: only when needed
+
         emulator = Emulator(emulator_cache()).start()
         url = emulator.service_url
         credentials = Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN), "built-in emulator")

@@ -188,8 +188,17 @@ def test_unavailable_bundle_falls_back_to_band_files(emulator, tmp_path: Path, m
         Faults(expired_urls_first=3),
         Faults(expire_key_after=5),
         Faults(preparing_polls=2),
+        Faults(rotate_product_ids=True),
     ],
-    ids=["cut", "file-5xx-html", "api-5xx-html", "expired-urls", "key-expiry", "preparing"],
+    ids=[
+        "cut",
+        "file-5xx-html",
+        "api-5xx-html",
+        "expired-urls",
+        "key-expiry",
+        "preparing",
+        "new-product-ids",
+    ],
 )
 def test_harvest_survives_faults(make_emulator, tmp_path: Path, faults: Faults) -> None:
     emu = make_emulator(faults)

@@ -316,3 +316,34 @@ def test_envelope_shape_and_unknown_endpoint(emulator) -> None:
         timeout=10,
     ).json()
     assert ok["errorCode"] is None and stale["errorCode"] == "AUTH_INVALID"
+
+
+def test_emulator_lists_every_c2_alias_and_login_sso(emulator) -> None:
+    import time as _time
+
+    with M2MClient(demo_credentials(), emulator.service_url, retry=FAST_RETRY) as api:
+        aliases = {d.alias for d in api.dataset_search("landsat")}
+        assert {
+            "landsat_ot_c2_l1",
+            "landsat_ot_c2_l2",
+            "landsat_etm_c2_l1",
+            "landsat_etm_c2_l2",
+            "landsat_tm_c2_l1",
+            "landsat_tm_c2_l2",
+            "landsat_mss_c2_l1",
+        } <= aliases
+        assert api.scene_search("landsat_etm_c2_l2", ALL_TIME).total_hits == 0
+        scenes = api.scene_search(L2, ALL_TIME, max_results=3).scenes
+        assert api.scene_list_add("short", L2, [s.entity_id for s in scenes], ttl="PT1H") == 3
+        summary = api.call("scene-list-summary", {"listId": "short"})
+        assert summary["summary"]["sceneCount"] == "3"  # a string, as live
+        assert [t["list"] for t in api.call("scene-list-types", {})] == ["short"]
+        emulator.service.clock = lambda: _time.time() + 2 * 3600  # the list's hour has passed
+        assert api.call("scene-list-get", {"listId": "short"}) == []
+    sso = requests.post(
+        emulator.service_url + "login-sso",
+        data="{}",
+        timeout=10,
+        cookies={"EROS_SSO_production_secure": "demo:demo-token"},
+    ).json()
+    assert sso["errorCode"] is None and set(sso["data"]) == {"apiKey", "username"}

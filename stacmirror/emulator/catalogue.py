@@ -23,6 +23,7 @@ class DatasetInfo:
     secondary: str | None  # alias of the band-file dataset
     doi: str
     start: str
+    synthetic: bool = True  # False: listed by dataset-search, but the archive holds no scenes of it
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -47,6 +48,62 @@ DATASETS: dict[str, DatasetInfo] = {
             "landsat_band_files_c2_l2",
             "10.5066/P9OGBGM6",
             "2013-04-11",
+        ),
+        # the other Collection 2 aliases are listed (ids invented) but hold no synthetic scenes
+        DatasetInfo(
+            "landsat_etm_c2_l1",
+            "5e83d0a0f94d7d8d",
+            "Landsat 7 ETM+ C2 L1",
+            "Landsat Collection 2 Level-1",
+            1,
+            None,
+            "10.5066/P9TU80IG",
+            "1999-05-28",
+            synthetic=False,
+        ),
+        DatasetInfo(
+            "landsat_etm_c2_l2",
+            "5e83d12aed0efa58",
+            "Landsat 7 ETM+ C2 L2",
+            "Landsat Collection 2 Level-2",
+            2,
+            None,
+            "10.5066/P9C7I13B",
+            "1999-05-28",
+            synthetic=False,
+        ),
+        DatasetInfo(
+            "landsat_tm_c2_l1",
+            "5e83d0a0f8b6e5d1",
+            "Landsat 4-5 TM C2 L1",
+            "Landsat Collection 2 Level-1",
+            1,
+            None,
+            "10.5066/P918ROHC",
+            "1982-08-22",
+            synthetic=False,
+        ),
+        DatasetInfo(
+            "landsat_tm_c2_l2",
+            "5e83d11933473426",
+            "Landsat 4-5 TM C2 L2",
+            "Landsat Collection 2 Level-2",
+            2,
+            None,
+            "10.5066/P9IAXOVV",
+            "1982-08-22",
+            synthetic=False,
+        ),
+        DatasetInfo(
+            "landsat_mss_c2_l1",
+            "5e83d0a0f7e2c9ab",
+            "Landsat 1-5 MSS C2 L1",
+            "Landsat Collection 2 Level-1",
+            1,
+            None,
+            "10.5066/P9AF14YV",
+            "1972-07-25",
+            synthetic=False,
         ),
         DatasetInfo(
             "landsat_band_files_c2_l1",

@@ -111,8 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._plain(200, HTML_ERROR, "text/html")
             return
         version, _, endpoint = rest.partition("/")
+        cookie = self.headers.get("Cookie") or ""
+        prefix = "EROS_SSO_production_secure="
+        sso = next((c[len(prefix) :] for c in cookie.split("; ") if c.startswith(prefix)), None)
         status, envelope = server.service.handle(
-            version, endpoint.strip("/"), body, self.headers.get("X-Auth-Token")
+            version, endpoint.strip("/"), body, self.headers.get("X-Auth-Token"), sso
         )
         payload = json.dumps(envelope).encode()
         self._plain(status, payload, "application/json")

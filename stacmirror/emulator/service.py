@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import secrets
 import threading
 import time
@@ -77,6 +78,7 @@ class Faults:
     pending_download_limit: int = 20_000
     stale_key_breaks_login: bool = True
     expired_urls_first: int = 0  # the first N file requests get 403 as if their URL had expired
+    rotate_product_ids: bool = False  # serve other product ids, as when USGS changed them in 2022
 
 
 @dataclass
@@ -86,6 +88,7 @@ class User:
     machine: bool = True
     contact_id: int = 0
     lists: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    list_expiry: dict[str, float] = field(default_factory=dict)
     recent_downloads: list[float] = field(default_factory=list)
     busy: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,13 +193,13 @@ class Service:
         }
 
     def handle(
-        self, version: str, endpoint: str, body: bytes, api_key: str | None
+        self, version: str, endpoint: str, body: bytes, api_key: str | None, sso_cookie: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         self.stats["requests"] += 1
         if version not in VERSIONS:
             return 500, self.envelope(error=ApiError("VERSION_UNKNOWN", "Unknown version used"), version=None)
         handler = getattr(self, "ep_" + endpoint.replace("-", "_"), None)
-        if handler is None and endpoint != "login-token":
+        if handler is None and endpoint not in ("login-token", "login-sso"):
             return 404, self.envelope(error=ApiError("NOT_FOUND", "Invalid Endpoint."), version=version)
         try:
             text = body.decode("utf-8").strip() if body else ""
@@ -207,6 +210,8 @@ class Service:
         try:
             if endpoint == "login-token":
                 return 200, self.envelope(self.login_token(payload, api_key), version=version)
+            if endpoint == "login-sso":
+                return 200, self.envelope(self.login_sso(sso_cookie), version=version)
             key = self._authenticate(api_key)
             if endpoint.startswith(DOWNLOAD_ENDPOINTS_PREFIX) and not key.user.machine:
                 raise ApiError("AUTH_UNAUTHROIZED", "Your account does not have access to this endpoint")
@@ -241,6 +246,12 @@ class Service:
         with self._lock:
             self.keys[key] = ApiKey(user, self.clock(), session_id=next(self._session_ids))
         return key
+
+    def login_sso(self, cookie: str | None) -> dict[str, str]:
+        """``login-sso``: an ERS session cookie (here ``<username>:<token>``) -> ``{apiKey, username}``."""
+        name, _, token = (cookie or "").partition(":")
+        key = self.login_token({"username": name, "token": token}, None)
+        return {"apiKey": key, "username": name}
 
     def _authenticate(self, api_key: str | None) -> ApiKey:
         with self._lock:
@@ -287,7 +298,7 @@ class Service:
         return info
 
     def _dataset_json(self, info) -> dict[str, Any]:
-        count = sum(1 for s in self.scenes if info.level != 2 or s.l2_generated) if info.level else 0
+        count = len(self._scenes_of(info)) if info.level else 0
         newest = max((s.acquired for s in self.scenes), default=dt.date.today())
         return {
             "abstractText": f"{info.collection_name} (emulated)",
@@ -382,14 +393,17 @@ class Service:
                         "name": suffix,
                         "productName": product_name,
                         "displayOrder": order,
-                        "productIds": {product_id: "ls_s3"},
+                        "productIds": {self._pid(product_id): "ls_s3"},
                     }
                 )
         return {"primary": [], "secondary": {secondary.dataset_id: groups}}
 
     # -- search --------------------------------------------------------------------------
 
-    def _scenes_of(self, level: int) -> list[SceneRecord]:
+    def _scenes_of(self, info) -> list[SceneRecord]:
+        if not info.synthetic:
+            return []
+        level = info.level or 2
         return [s for s in self.scenes if level == 1 or s.l2_generated is not None]
 
     def ep_scene_search(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
@@ -399,7 +413,7 @@ class Service:
         max_results = max(1, min(max_results, MAX_RESULTS_CAP))
         start = max(1, int(payload.get("startingNumber") or 1))
         scene_filter = payload.get("sceneFilter") or {}
-        matches = [s for s in self._scenes_of(level) if self._matches(s, level, info.alias, scene_filter)]
+        matches = [s for s in self._scenes_of(info) if self._matches(s, level, info.alias, scene_filter)]
         descending = str(payload.get("sortDirection") or "DESC").upper() != "ASC"
         matches.sort(key=lambda s: (s.acquired, s.entity_id), reverse=descending)
         page = matches[start - 1 : start - 1 + max_results]
@@ -423,7 +437,7 @@ class Service:
         info = self._dataset(payload)
         wanted = str(payload.get("entityId") or "")
         id_type = payload.get("idType") or "entityId"
-        for scene in self._scenes_of(info.level or 2):
+        for scene in self._scenes_of(info):
             ids = {
                 "entityId": scene.entity_id,
                 "orderingId": scene.entity_id,
@@ -574,6 +588,14 @@ class Service:
 
     # -- scene lists ---------------------------------------------------------------------
 
+    def _list(self, user: User, list_id: str) -> dict[str, list[str]]:
+        """A scene list, forgotten once its timeToLive has passed."""
+        expiry = user.list_expiry.get(list_id)
+        if expiry is not None and self.clock() > expiry:
+            user.lists.pop(list_id, None)
+            user.list_expiry.pop(list_id, None)
+        return user.lists.get(list_id, {})
+
     def ep_scene_list_add(self, key: ApiKey, payload: dict[str, Any]) -> int:
         list_id = str(payload.get("listId") or "")
         if not list_id:
@@ -586,10 +608,12 @@ class Service:
             ids = [payload["entityId"]]
         if not isinstance(ids, list):
             raise ApiError("INPUT_PARAMETER_INVALID", "entityIds must be an array", 500)
-        level = info.level or 2
         if payload.get("idField") == "displayId":
             ids = [self.by_display[i][0].entity_id for i in map(str, ids) if i in self.by_display]
-        known = {s.entity_id for s in self._scenes_of(level)}
+        known = {s.entity_id for s in self._scenes_of(DATASETS[PRIMARY_OF.get(info.alias, info.alias)])}
+        self._list(key.user, list_id)
+        if payload.get("timeToLive"):
+            key.user.list_expiry[list_id] = self.clock() + iso_duration(str(payload["timeToLive"]))
         entries = key.user.lists.setdefault(list_id, {}).setdefault(info.alias, [])
         total = sum(len(v) for v in key.user.lists[list_id].values())
         added = 0
@@ -602,7 +626,7 @@ class Service:
         return added
 
     def ep_scene_list_get(self, key: ApiKey, payload: dict[str, Any]) -> list[dict[str, str]]:
-        lists = key.user.lists.get(str(payload.get("listId") or ""), {})
+        lists = self._list(key.user, str(payload.get("listId") or ""))
         return [{"entityId": e, "datasetName": d} for d, ids in lists.items() for e in ids]
 
     def ep_scene_list_remove(self, key: ApiKey, payload: dict[str, Any]) -> None:
@@ -613,13 +637,71 @@ class Service:
             key.user.lists.pop(list_id, None)
         return None
 
+    def _pid(self, product_id: str) -> str:
+        """Product ids as currently served (rotating them is its own inverse)."""
+        return product_id[::-1] if self.faults.rotate_product_ids else product_id
+
+    def ep_scene_list_summary(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
+        list_id = str(payload.get("listId") or "")
+        lists = self._list(key.user, list_id)
+        wanted = str(payload.get("datasetName") or "").lower()
+        datasets = []
+        for alias, ids in lists.items():
+            if wanted and alias != wanted:
+                continue
+            scenes = [self.by_entity[i] for i in ids if i in self.by_entity]
+            dates = sorted(s.acquired.isoformat() for s in scenes)
+            datasets.append(
+                {
+                    "datasetName": alias,
+                    "sceneCount": len(scenes),
+                    "temporalExtent": {
+                        "min": dates[0] if dates else None,
+                        "max": dates[-1] if dates else None,
+                    },
+                }
+            )
+        total = sum(d["sceneCount"] for d in datasets)
+        return {
+            "summary": {
+                "sceneCount": str(total),  # a string, as live
+                "temporalExtent": {
+                    "min": min(
+                        (d["temporalExtent"]["min"] for d in datasets if d["temporalExtent"]["min"]),
+                        default=None,
+                    ),
+                    "max": max(
+                        (d["temporalExtent"]["max"] for d in datasets if d["temporalExtent"]["max"]),
+                        default=None,
+                    ),
+                },
+            },
+            "datasets": datasets,
+        }
+
+    def ep_scene_list_types(self, key: ApiKey, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for list_id in list(key.user.lists):
+            lists = self._list(key.user, list_id)
+            if lists:
+                out.append(
+                    {
+                        "list": list_id,
+                        "sceneCount": sum(len(v) for v in lists.values()),
+                        "listTimeout": key.user.list_expiry.get(list_id),
+                    }
+                )
+        return out
+
     # -- download options ----------------------------------------------------------------
 
     def _requested_scenes(
         self, key: ApiKey, payload: dict[str, Any], level: int, alias: str
     ) -> list[SceneRecord]:
+        if not DATASETS[alias].synthetic:
+            return []
         if payload.get("listId"):
-            ids = key.user.lists.get(str(payload["listId"]), {}).get(alias, [])
+            ids = self._list(key.user, str(payload["listId"])).get(alias, [])
         else:
             raw = payload.get("entityIds") or []
             ids = raw.split(",") if isinstance(raw, str) else [str(i) for i in raw]
@@ -644,7 +726,7 @@ class Service:
                 tar = files["tar"]
                 out.append(
                     {
-                        "id": product.product_id,
+                        "id": self._pid(product.product_id),
                         "displayId": pid,
                         "entityId": scene.entity_id,
                         "datasetId": info.dataset_id,
@@ -665,7 +747,7 @@ class Service:
         product_id, product_name = BAND_FILE_PRODUCT[level]
         pid = scene.display_id(level)
         entry = {
-            "id": product_id,
+            "id": self._pid(product_id),
             "displayId": f"{pid}_{suffix}",
             "entityId": secondary_entity_id(level, pid, suffix),
             "datasetId": DATASETS[DATASETS[f"landsat_ot_c2_l{level}"].secondary].dataset_id,
@@ -689,6 +771,7 @@ class Service:
         self, entity_id: str, product_id: str
     ) -> tuple[SceneRecord, int, str | None] | None:
         """A (scene entityId, bundle productId) or (secondary entityId, band-file productId) pair."""
+        product_id = self._pid(product_id)  # back to the canonical id
         scene = self.by_entity.get(entity_id)
         if scene is not None:
             for level, products in PRODUCTS.items():
@@ -810,7 +893,7 @@ class Service:
         level = DATASETS[primary].level
         wanted_groups = set(group.get("fileGroups") or [])
         ids = key.user.lists.get(str(group.get("listId") or ""), {}).get(secondary, [])
-        band_product = BAND_FILE_PRODUCT[level][0]
+        band_product = self._pid(BAND_FILE_PRODUCT[level][0])
         items = []
         for entity_id in ids:
             scene = self.by_entity.get(entity_id)
@@ -1014,6 +1097,18 @@ class Service:
             raise PermissionError("no such download")
         item.attempted = True
         return item
+
+
+def iso_duration(text: str) -> float:
+    """Seconds in an ISO-8601 duration such as ``P1D``, ``PT2H`` or ``P1M`` (a month counts 30 days)."""
+    match = re.fullmatch(
+        r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?",
+        text.strip().upper(),
+    )
+    if not match or text.strip().upper() in ("P", "PT"):
+        raise ApiError("INPUT_PARAMETER_INVALID", f"Invalid timeToLive: {text}", 500)
+    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return ((((years * 365 + months * 30 + weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60) + seconds
 
 
 def _checksum(pfile) -> list[dict[str, Any]]:

@@ -579,3 +579,46 @@ def test_ledger_survives_reopen(tmp_path: Path) -> None:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"runs", "scenes", "files"} <= tables
     assert os.access(tmp_path / ".stacmirror" / "ledger.sqlite", os.R_OK)
+
+
+def test_progress_bars_on_a_terminal(emulator, tmp_path: Path) -> None:
+    import shlex
+    import shutil
+
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` (to give the harvest a terminal) is not installed")
+    argv = [
+        *STACMIRROR,
+        "harvest",
+        str(tmp_path / "out"),
+        "--dataset",
+        L2,
+        "--bbox=-122.6,38.0,-120.0,39.6",
+        "--start",
+        "2021-09-01",
+        "--end",
+        "2021-12-31",
+        "--bands",
+        "red,MTL",
+        "--max-scenes",
+        "2",
+        "--no-catalog",
+    ]
+    log = tmp_path / "terminal.log"
+    subprocess.run(
+        ["script", "-q", "-c", shlex.join(argv), str(log)],
+        env=cli_env(emulator),
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    screen = log.read_text(errors="replace")
+    assert "files 8/8" in screen and ("kB/s" in screen or "MB/s" in screen)
+    quiet = subprocess.run(
+        [*argv[:-1], "--no-catalog", "--quiet"],
+        env=cli_env(emulator),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""

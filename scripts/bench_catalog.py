@@ -18,10 +18,11 @@ import argparse
 import datetime as dt
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchtools import tool_python
 
 from stacmirror.catalog.build import build_catalog
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
@@ -30,7 +31,6 @@ from stacmirror.harvest.run import Harvest, HarvestOptions
 from stacmirror.harvest.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
-STACTOOLS_VENV = Path(tempfile.gettempdir()) / "stacmirror-bench-stactools"
 STACTOOLS_RUN = """
 import json, sys, time
 from stactools.landsat.stac import create_item
@@ -40,19 +40,6 @@ for path in paths:
     create_item(path, use_usgs_geometry=False)
 print(json.dumps({"seconds": time.perf_counter() - started, "items": len(paths)}))
 """
-
-
-def stactools_python() -> Path:
-    python = STACTOOLS_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing stactools-landsat into {STACTOOLS_VENV} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(STACTOOLS_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "stactools-landsat"],
-            check=True,
-            capture_output=True,
-        )
-    return python
 
 
 def main() -> None:
@@ -88,7 +75,7 @@ def main() -> None:
 
         mtls = sorted(str(p) for p in out.rglob("*_MTL.xml"))
         try:
-            python = stactools_python()
+            python = tool_python("stactools-landsat")
             result = subprocess.run(
                 [str(python), "-c", STACTOOLS_RUN, json.dumps(mtls)],
                 capture_output=True,

@@ -24,13 +24,13 @@ import datetime as dt
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from benchtools import tool_python
 from rasterio.windows import Window
 
 from stacmirror.catalog.build import build_catalog
@@ -43,7 +43,6 @@ from stacmirror.harvest.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
 ASSETS = ("red", "nir08", "qa_pixel")
-LIR_VENV = Path(tempfile.gettempdir()) / "stacmirror-bench-lir"
 LIR_RUN = """
 import sys, time, numpy as np, largestinteriorrectangle as lir
 mask = np.load(sys.argv[1])
@@ -63,19 +62,6 @@ def ensure_gdalwarp() -> str:
         ["gdalwarp", "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
     return version
-
-
-def lir_python() -> Path:
-    python = LIR_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing largestinteriorrectangle into {LIR_VENV} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(LIR_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "largestinteriorrectangle"],
-            check=True,
-            capture_output=True,
-        )
-    return python
 
 
 def differing_pixels(crop_path: Path, source_path: Path) -> tuple[int, int]:
@@ -237,7 +223,10 @@ def main() -> None:
         np.save(mask_file, cells)
         try:
             output = subprocess.run(
-                [str(lir_python()), "-c", LIR_RUN, str(mask_file)], capture_output=True, text=True, check=True
+                [str(tool_python("largestinteriorrectangle")), "-c", LIR_RUN, str(mask_file)],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.split()
             lir_area, lir_time = int(output[0]) * factor * factor, float(output[1])
             print(

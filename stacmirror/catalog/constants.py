@@ -8,7 +8,7 @@ does not carry, are fixed here (from the product guide).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 STAC_VERSION = "1.1.0"
@@ -433,12 +433,3 @@ def _l1(sensor: str, satellite: int) -> dict[str, AssetSpec]:
 def asset_specs(sensor: str, level: int, satellite: int) -> dict[str, AssetSpec]:
     """File suffix (after ``<product id>_``) -> what that file is."""
     return _l2(sensor) if level == 2 else _l1(sensor, satellite)
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    dataset: str
-    title: str
-    sensor: str
-    level: int
-    platforms: list[str] = field(default_factory=list)

@@ -350,7 +350,7 @@ class Harvest:
                         submit(ready)
                 if not waiting:
                     break
-            if waiting and not first:
+            if waiting:
                 log.info("%d download(s) still being prepared", len(waiting))
         for want in list(waiting.values()):
             self._fail(

@@ -22,7 +22,7 @@ from shapely.ops import unary_union
 
 from ..errors import UserError
 from ..geometry import split_antimeridian
-from ..m2m import DatasetFilter, M2MClient, Scene
+from ..m2m import DatasetFilter, InputError, M2MClient, Scene
 
 SEARCH_HIT_CAP = 50_000  # the service returns at most this many results per search
 
@@ -289,12 +289,8 @@ def search(
     """All scenes matching the selection, newest first, deduplicated and really in the area."""
     try:
         filters = client.dataset_filters(selection.dataset)
-    except Exception as exc:
-        from ..m2m import InputError
-
-        if isinstance(exc, InputError):
-            raise UserError(f"--dataset {selection.dataset}: {exc.message}") from None
-        raise
+    except InputError as exc:
+        raise UserError(f"--dataset {selection.dataset}: {exc.message}") from None
     found: dict[str, Scene] = {}
     for scene_filter in scene_filters(selection, filters):
         for scene in _search_split(client, selection.dataset, scene_filter, selection, on_page):

@@ -118,6 +118,7 @@ def test_api_calls_are_flat_in_bands(emulator, tmp_path: Path) -> None:
     )
     assert dict(one.calls) == dict(ten.calls)
     assert one.calls["download-request"] == 1 and one.calls["download-options"] == 1
+    assert one.calls["scene-search"] == 1  # the first page also tells totalHits
 
 
 def test_bundle_mode_unpacks_into_the_scene_folder(emulator, tmp_path: Path) -> None:

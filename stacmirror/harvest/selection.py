@@ -305,7 +305,7 @@ def search(
 def _search_split(client, dataset, scene_filter, selection, on_page) -> Iterator[Scene]:
     """Page through results, halving the date range while a window holds more than the cap."""
     acquisition = scene_filter["acquisitionFilter"]
-    first = client.scene_search(dataset, scene_filter, max_results=1)
+    first = client.scene_search(dataset, scene_filter)  # also tells totalHits: paging continues from it
     start, end = dt.date.fromisoformat(acquisition["start"]), dt.date.fromisoformat(acquisition["end"])
     if first.total_hits > SEARCH_HIT_CAP and start < end:
         middle = start + (end - start) // 2
@@ -316,5 +316,8 @@ def _search_split(client, dataset, scene_filter, selection, on_page) -> Iterator
     if first.total_hits == 0:
         return
     yield from client.iter_scenes(
-        dataset, scene_filter, on_page=(lambda page: on_page(page.records_returned)) if on_page else None
+        dataset,
+        scene_filter,
+        first=first,
+        on_page=(lambda page: on_page(page.records_returned)) if on_page else None,
     )

@@ -283,28 +283,32 @@ class M2MClient:
         page_size: int = MAX_RESULTS_PER_PAGE,
         limit: int | None = None,
         on_page: Callable[[SearchPage], None] | None = None,
+        first: SearchPage | None = None,
     ) -> Iterator[Scene]:
-        """Every matching scene, page by page.
+        """Every matching scene, page by page, starting from ``first`` when the caller already has it.
 
         Stops on whichever comes first: all ``totalHits`` seen, an empty page, or the
         end of the range. ``nextRecord`` alone is not trusted: on the last page the
         service may point back at ``totalHits`` instead of past the end.
         """
         start, seen = 1, 0
+        page = first
         while True:
             size = page_size if limit is None else min(page_size, limit - seen)
             if size <= 0:
                 return
-            page = self.scene_search(dataset, scene_filter, starting_number=start, max_results=size)
+            if page is None:
+                page = self.scene_search(dataset, scene_filter, starting_number=start, max_results=size)
             if on_page:
                 on_page(page)
-            yield from page.scenes
+            yield from page.scenes[:size]
             seen += len(page.scenes)
             if not page.scenes or seen >= page.total_hits:
                 return
             start = start + len(page.scenes)
             if start > page.total_hits:
                 return
+            page = None
 
     # -- scene lists and downloads -----------------------------------------------------------
 

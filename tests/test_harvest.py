@@ -37,6 +37,24 @@ FAST_TRANSFER = TransferPolicy(attempts=6, initial_wait=0.01, max_wait=0.05)
 STACMIRROR = [sys.executable, "-m", "stacmirror.cli"]
 
 
+def harvest_argv(out: Path, *extra: str, verbose: bool = False) -> list[str]:
+    """`stacmirror harvest OUT` over the northern test area, September to December 2021, plus ``extra``."""
+    return [
+        *STACMIRROR,
+        *(["-vv"] if verbose else []),
+        "harvest",
+        str(out),
+        "--dataset",
+        L2,
+        "--bbox=-122.6,38.0,-120.0,39.6",
+        "--start",
+        "2021-09-01",
+        "--end",
+        "2021-12-31",
+        *extra,
+    ]
+
+
 def run_harvest(emu, out: Path, *, credentials: Credentials | None = None, **kwargs):
     selection = Selection(
         dataset=L2,
@@ -253,27 +271,8 @@ def test_account_without_download_access_writes_nothing(make_emulator, tmp_path:
 def test_kill_9_mid_download_resumes_and_loses_nothing(make_emulator, tmp_path: Path) -> None:
     emu = make_emulator(Faults(throttle_bps=150_000))
     out = tmp_path / "mirror"
-    argv = [
-        *STACMIRROR,
-        "harvest",
-        str(out),
-        "--dataset",
-        L2,
-        "--bbox",
-        "-122.6,38.0,-120.0,39.6",
-        "--start",
-        "2021-09-01",
-        "--end",
-        "2021-12-31",
-        "--max-scenes",
-        "2",
-        "--no-catalog",
-        "--quiet",
-        "--workers",
-        "2",
-        "--poll-interval",
-        "0.1",
-    ]
+    common = ["--max-scenes", "2", "--no-catalog", "--workers", "2"]
+    argv = harvest_argv(out, *common, "--quiet", "--poll-interval", "0.1")
     proc = subprocess.Popen(argv, env=cli_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -288,7 +287,7 @@ def test_kill_9_mid_download_resumes_and_loses_nothing(make_emulator, tmp_path: 
     emu.faults.throttle_bps = 0
     before = emu.service.stats["range_requests"]
     result = subprocess.run(
-        argv[:-4] + ["--json"], env=cli_env(emu), capture_output=True, text=True, timeout=120
+        harvest_argv(out, *common, "--json"), env=cli_env(emu), capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -310,19 +309,7 @@ def test_second_harvest_into_the_same_mirror_is_refused(emulator, tmp_path: Path
     lock.acquire()
     try:
         result = subprocess.run(
-            [
-                *STACMIRROR,
-                "harvest",
-                str(tmp_path),
-                "--dataset",
-                L2,
-                "--bbox",
-                "-122.6,38.0,-120.0,39.6",
-                "--start",
-                "2021-09-01",
-                "--end",
-                "2021-12-31",
-            ],
+            harvest_argv(tmp_path),
             env=cli_env(emulator),
             capture_output=True,
             text=True,
@@ -377,19 +364,7 @@ def test_bad_input_exits_2_and_writes_nothing(
 
 def test_missing_credentials_and_no_machine_role_exit_2(make_emulator, tmp_path: Path) -> None:
     emu = make_emulator(users={"viewer": ("viewer-token", False)})
-    argv = [
-        *STACMIRROR,
-        "harvest",
-        str(tmp_path / "out"),
-        "--dataset",
-        L2,
-        "--bbox",
-        "-122.6,38.0,-120.0,39.6",
-        "--start",
-        "2021-09-01",
-        "--end",
-        "2021-12-31",
-    ]
+    argv = harvest_argv(tmp_path / "out")
     env = cli_env(M2M_SERVICE_URL=emu.service_url)
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "M2M_TOKEN" in result.stderr
@@ -402,23 +377,7 @@ def test_missing_credentials_and_no_machine_role_exit_2(make_emulator, tmp_path:
 def test_dry_run_fetches_nothing(emulator, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = subprocess.run(
-        [
-            *STACMIRROR,
-            "harvest",
-            str(out),
-            "--dataset",
-            L2,
-            "--bbox",
-            "-122.6,38.0,-120.0,39.6",
-            "--start",
-            "2021-09-01",
-            "--end",
-            "2021-12-31",
-            "--bands",
-            "red,MTL",
-            "--dry-run",
-            "--json",
-        ],
+        harvest_argv(out, "--bands", "red,MTL", "--dry-run", "--json"),
         env=cli_env(emulator),
         capture_output=True,
         text=True,
@@ -440,25 +399,7 @@ def test_secrets_stay_out_of_output_and_files(make_emulator, tmp_path: Path) -> 
     env = cli_env(M2M_SERVICE_URL=emu.service_url, M2M_USERNAME="alice", M2M_TOKEN=token)
     out = tmp_path / "out"
     result = subprocess.run(
-        [
-            *STACMIRROR,
-            "-vv",
-            "harvest",
-            str(out),
-            "--dataset",
-            L2,
-            "--bbox",
-            "-122.6,38.0,-120.0,39.6",
-            "--start",
-            "2021-09-01",
-            "--end",
-            "2021-12-31",
-            "--bands",
-            "red",
-            "--max-scenes",
-            "1",
-            "--no-catalog",
-        ],
+        harvest_argv(out, "--bands", "red", "--max-scenes", "1", "--no-catalog", verbose=True),
         env=env,
         capture_output=True,
         text=True,
@@ -588,23 +529,8 @@ def test_progress_bars_on_a_terminal(emulator, tmp_path: Path) -> None:
 
     if shutil.which("script") is None:
         pytest.skip("util-linux `script` (to give the harvest a terminal) is not installed")
-    argv = [
-        *STACMIRROR,
-        "harvest",
-        str(tmp_path / "out"),
-        "--dataset",
-        L2,
-        "--bbox=-122.6,38.0,-120.0,39.6",
-        "--start",
-        "2021-09-01",
-        "--end",
-        "2021-12-31",
-        "--bands",
-        "red,MTL",
-        "--max-scenes",
-        "2",
-        "--no-catalog",
-    ]
+    common = ["--bands", "red,MTL", "--max-scenes", "2", "--no-catalog"]
+    argv = harvest_argv(tmp_path / "out", *common)
     log = tmp_path / "terminal.log"
     subprocess.run(
         ["script", "-q", "-c", shlex.join(argv), str(log)],
@@ -616,7 +542,7 @@ def test_progress_bars_on_a_terminal(emulator, tmp_path: Path) -> None:
     screen = log.read_text(errors="replace")
     assert "files 8/8" in screen and ("kB/s" in screen or "MB/s" in screen)
     quiet = subprocess.run(
-        [*argv[:-1], "--no-catalog", "--quiet"],
+        harvest_argv(tmp_path / "out", *common, "--quiet"),
         env=cli_env(emulator),
         capture_output=True,
         text=True,

@@ -33,3 +33,9 @@ def _umask() -> int:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def relative_href(target: Path, start: Path) -> str:
+    """``target`` relative to the folder ``start``, as STAC wants it (``./x`` or ``../x``)."""
+    rel = os.path.relpath(target, start)
+    return rel if rel.startswith("..") else f"./{rel}"

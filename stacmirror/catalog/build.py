@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_json_atomic
+from ..fileio import relative_href, write_json_atomic
 from ..harvest.layout import STATE_DIR
 from ..harvest.ledger import Ledger
 from .constants import EXT, STAC_VERSION
@@ -123,11 +123,6 @@ class _Checksums:
             self.ledger.close()
 
 
-def _relative(target: Path, start: Path) -> str:
-    rel = os.path.relpath(target, start)
-    return rel if rel.startswith("..") else f"./{rel}"
-
-
 def _write_if_changed(path: Path, data: dict[str, Any]) -> bool:
     if path.exists():
         try:
@@ -186,18 +181,18 @@ def build_catalog(out: Path, *, reporter: Any = None, force: bool = False) -> Bu
             item["links"] = [
                 {
                     "rel": "root",
-                    "href": _relative(out / "catalog.json", folder),
+                    "href": relative_href(out / "catalog.json", folder),
                     "type": "application/json",
                     "title": "Landsat Collection 2 mirror",
                 },
                 {
                     "rel": "parent",
-                    "href": _relative(dataset_dir / "collection.json", folder),
+                    "href": relative_href(dataset_dir / "collection.json", folder),
                     "type": "application/json",
                 },
                 {
                     "rel": "collection",
-                    "href": _relative(dataset_dir / "collection.json", folder),
+                    "href": relative_href(dataset_dir / "collection.json", folder),
                     "type": "application/json",
                 },
                 *item["links"],
@@ -257,7 +252,7 @@ def _write_parents(out: Path, scenes: dict[str, Any], result: BuildResult) -> No
         root["links"].append(
             {
                 "rel": "child",
-                "href": _relative(crop_collection, out),
+                "href": relative_href(crop_collection, out),
                 "type": "application/json",
                 "title": title,
             }
@@ -335,7 +330,7 @@ def _collection(out: Path, dataset: str, entries: list[dict[str, Any]]) -> dict[
         links.append(
             {
                 "rel": "item",
-                "href": _relative(out / entry["item"], dataset_dir),
+                "href": relative_href(out / entry["item"], dataset_dir),
                 "type": "application/geo+json",
                 "title": entry["id"],
             }
@@ -354,7 +349,7 @@ def _collection(out: Path, dataset: str, entries: list[dict[str, Any]]) -> dict[
         href = item["assets"]["thumbnail"]["href"]
         collection["assets"] = {
             "thumbnail": {
-                "href": _relative(item_dir / href, dataset_dir),
+                "href": relative_href(item_dir / href, dataset_dir),
                 "type": item["assets"]["thumbnail"]["type"],
                 "title": "Thumbnail of the clearest scene",
                 "roles": ["thumbnail"],

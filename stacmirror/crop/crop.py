@@ -31,10 +31,10 @@ import rasterio.shutil
 from rasterio.warp import transform as warp_transform
 from shapely.geometry import mapping
 
-from ..catalog.build import _relative, load_template
+from ..catalog.build import load_template
 from ..catalog.constants import COG, EXT
 from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail, sha256_file
-from ..fileio import write_json_atomic
+from ..fileio import relative_href, write_json_atomic
 from ..geometry import stac_bbox
 from .stacks import Stack
 
@@ -131,7 +131,10 @@ def _crop_item(
             new_assets[key] = cropped
             rasters[target.name[len(item["id"]) + 1 :]] = target
         elif key != "thumbnail":
-            new_assets[key] = {**asset, "href": _relative(source, folder)}  # metadata stays with the source
+            new_assets[key] = {
+                **asset,
+                "href": relative_href(source, folder),
+            }  # metadata stays with the source
     thumb = folder / f"{item['id']}_{THUMBNAIL_SUFFIX}"
     if render_thumbnail(rasters, thumb):
         new_assets["thumbnail"] = {
@@ -160,12 +163,12 @@ def _crop_item(
     props["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     collection_path = folder.parent / "collection.json"
     item["links"] = [
-        {"rel": "root", "href": _relative(out / "catalog.json", folder), "type": "application/json"},
-        {"rel": "parent", "href": _relative(collection_path, folder), "type": "application/json"},
-        {"rel": "collection", "href": _relative(collection_path, folder), "type": "application/json"},
+        {"rel": "root", "href": relative_href(out / "catalog.json", folder), "type": "application/json"},
+        {"rel": "parent", "href": relative_href(collection_path, folder), "type": "application/json"},
+        {"rel": "collection", "href": relative_href(collection_path, folder), "type": "application/json"},
         {
             "rel": "derived_from",
-            "href": _relative(source_dir / f"{item['id']}.json", folder),
+            "href": relative_href(source_dir / f"{item['id']}.json", folder),
             "type": "application/geo+json",
             "title": f"Source scene {item['id']}",
         },
@@ -211,7 +214,7 @@ def _collection(stack: Stack, items: list[dict[str, Any]], out: Path) -> dict[st
     links.append(
         {
             "rel": "derived_from",
-            "href": _relative(out / stack.collection / "collection.json", folder),
+            "href": relative_href(out / stack.collection / "collection.json", folder),
             "type": "application/json",
             "title": f"Source collection {stack.collection}",
         }

@@ -26,8 +26,8 @@ from benchtools import tool_python
 
 from stacmirror.catalog.build import build_catalog
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
-from stacmirror.harvest.progress import Reporter
-from stacmirror.harvest.run import Harvest, HarvestOptions
+from stacmirror.harvest.options import HarvestOptions
+from stacmirror.harvest.run import Harvest
 from stacmirror.harvest.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
@@ -54,10 +54,10 @@ def main() -> None:
             M2MClient(Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN)), emu.service_url) as api,
         ):
             selection = Selection(
-                dataset="landsat_ot_c2_l2", area=None, start=dt.date(2000, 1, 1), end=dt.date(2030, 1, 1)
+                "landsat_ot_c2_l2", dt.date(2000, 1, 1), dt.date(2030, 1, 1), bbox="-180,-85,180,85"
             )
             options = HarvestOptions(out=out, selection=selection, max_scenes=args.scenes, poll_interval=0.2)
-            summary = Harvest(api, options, Reporter(quiet=True)).run()
+            summary = Harvest(api, options).run()
         print(f"mirror: {summary.scenes_found} scenes, {summary.files_downloaded} bundles unpacked")
 
         full = build_catalog(out, force=True)

@@ -37,8 +37,8 @@ from stacmirror.catalog.build import build_catalog
 from stacmirror.crop.crop import crop_stack
 from stacmirror.crop.stacks import _valid_rows, find_stacks
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
-from stacmirror.harvest.progress import Reporter
-from stacmirror.harvest.run import Harvest, HarvestOptions
+from stacmirror.harvest.options import HarvestOptions
+from stacmirror.harvest.run import Harvest
 from stacmirror.harvest.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
@@ -100,10 +100,10 @@ def main() -> None:
             for scene in scenes:
                 emu.service.store.files(scene, 2)
             selection = Selection(
-                dataset="landsat_ot_c2_l2",
-                area=None,
-                start=min(s.acquired for s in scenes),
-                end=max(s.acquired for s in scenes),
+                "landsat_ot_c2_l2",
+                min(s.acquired for s in scenes),
+                max(s.acquired for s in scenes),
+                bbox="-180,-85,180,85",
                 path="44",
                 row="33",
             )
@@ -116,7 +116,7 @@ def main() -> None:
                 browse=False,
             )
             with M2MClient(Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN)), emu.service_url) as api:
-                Harvest(api, options, Reporter(quiet=True)).run()
+                Harvest(api, options).run()
         build_catalog(out)
         started = time.monotonic()
         stacks, _ = find_stacks(out)

@@ -1,11 +1,67 @@
-"""stacmirror: mirror Landsat Collection 2 from USGS M2M into a local STAC catalog."""
+"""stacmirror: mirror Landsat Collection 2 from USGS M2M into a local STAC catalog.
+
+The public API (see the README's "Python API")::
+
+    import stacmirror
+
+    selection = stacmirror.Selection("landsat_ot_c2_l2", "2021-06-01", "2021-06-30", bbox="-122,38,-121,39")
+    result = stacmirror.harvest("mirror", selection, bands="red,nir08,MTL")
+    report = stacmirror.validate("mirror")
+    stacks = stacmirror.find_stacks("mirror")
+    stacmirror.crop("mirror", stacks)
+
+Each stage returns a result with ``to_dict()``; progress arrives as typed events
+(:mod:`stacmirror.events`) through ``on_event``; errors derive from
+:class:`stacmirror.errors.StacmirrorError`. The library never prints.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from . import events
+from .api import CropResult, build_catalog, connect, crop, find_stacks, harvest, validate
+from .errors import (
+    AccessDenied,
+    CredentialsMissing,
+    InvalidInput,
+    MirrorBusy,
+    NotACatalog,
+    SchemaUnavailable,
+    ServiceError,
+    StacmirrorError,
+)
+from .harvest.options import HarvestResult
+from .harvest.selection import Selection
+from .layout import Mirror
+
 __version__ = "0.1.0"
-__all__ = ["__version__", "items"]
+__all__ = [
+    "AccessDenied",
+    "CredentialsMissing",
+    "CropResult",
+    "HarvestResult",
+    "InvalidInput",
+    "Mirror",
+    "MirrorBusy",
+    "NotACatalog",
+    "SchemaUnavailable",
+    "Selection",
+    "ServiceError",
+    "StacmirrorError",
+    "__version__",
+    "build_catalog",
+    "connect",
+    "crop",
+    "events",
+    "find_stacks",
+    "harvest",
+    "items",
+    "validate",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def items(path: Any, collection: str | None = None, **filters: Any) -> Any:

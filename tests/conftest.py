@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
-from stacmirror.m2m import Credentials, M2MClient, RetryPolicy, Secret
+from stacmirror.emulator import Emulator, Faults
+from stacmirror.m2m import M2MClient
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-
-FAST_RETRY = RetryPolicy(
-    attempts=4, initial_wait=0.01, max_wait=0.05, download_limit_wait=0.01, download_limit_attempts=2
-)
+from .helpers import FAST_RETRY, SHARED, demo_credentials
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +38,6 @@ def emulator(make_emulator) -> Emulator:
     return make_emulator()
 
 
-def demo_credentials() -> Credentials:
-    return Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN))
-
-
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[M2MClient]:
     with M2MClient(demo_credentials(), emulator.service_url, retry=FAST_RETRY) as api:
@@ -70,11 +60,3 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for name in ("M2M_USERNAME", "M2M_TOKEN", "M2M_SERVICE_URL"):
         monkeypatch.delenv(name, raising=False)
-
-
-def cli_env(emulator: Emulator | None = None, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    if emulator is not None:
-        env.update(M2M_USERNAME=DEMO_USERNAME, M2M_TOKEN=DEMO_TOKEN, M2M_SERVICE_URL=emulator.service_url)
-    env.update(extra)
-    return env

@@ -20,8 +20,7 @@ from stacmirror.crop.stacks import find_stacks
 from stacmirror.serve import browser as stac_browser
 from stacmirror.serve.server import ServeServer
 
-from .conftest import ROOT
-from .test_harvest import run_harvest
+from .helpers import ROOT, run_harvest
 
 ARTIFACTS = ROOT / "test-artifacts"
 STACMIRROR = [sys.executable, "-m", "stacmirror.cli"]

@@ -17,14 +17,9 @@ from stacmirror.catalog.build import build_catalog
 from stacmirror.catalog.mtl import MTLError, parse_mtl, parse_mtl_text
 from stacmirror.catalog.validate import landsat_problems, validate_catalog
 from stacmirror.emulator.scenes import build_archive
-from stacmirror.harvest.progress import Reporter
-from stacmirror.harvest.run import Harvest, HarvestOptions
-from stacmirror.harvest.selection import Selection
 from stacmirror.landsat import ProductId
-from stacmirror.m2m import M2MClient
 
-from .conftest import FAST_RETRY, demo_credentials
-from .test_harvest import FAST_TRANSFER, NORTH, _date
+from .helpers import run_harvest
 
 DATASETS = {
     ("C", 2): "landsat_ot_c2_l2",
@@ -198,20 +193,13 @@ def test_items_are_at_least_as_complete_as_usgs(shared: Path, tmp_path: Path) ->
 @pytest.fixture
 def harvested(emulator, tmp_path: Path) -> Path:
     out = tmp_path / "mirror"
-    selection = Selection(
-        dataset="landsat_ot_c2_l2", area=NORTH, start=_date("2021-09-01"), end=_date("2021-12-31")
-    )
-    options = HarvestOptions(
-        out=out,
-        selection=selection,
+    summary, _ = run_harvest(
+        emulator,
+        out,
         max_scenes=4,
-        poll_interval=0.05,
-        transfer=FAST_TRANSFER,
         mode="bands",
         bands=["red", "green", "blue", "nir08", "qa_pixel", "MTL", "ANG"],
     )
-    with M2MClient(demo_credentials(), emulator.service_url, retry=FAST_RETRY) as client:
-        summary = Harvest(client, options, Reporter(quiet=True)).run()
     assert summary.files_failed == 0
     return out
 
@@ -297,20 +285,7 @@ def test_incremental_builds_touch_only_what_changed(harvested: Path, emulator, t
     assert {p: p.stat().st_mtime_ns for p in harvested.rglob("*.json")} == stamps
     assert first.elapsed > 0
     # a new scene: only its item and its parents change
-    selection = Selection(
-        dataset="landsat_ot_c2_l2", area=NORTH, start=_date("2021-09-01"), end=_date("2021-12-31")
-    )
-    options = HarvestOptions(
-        out=harvested,
-        selection=selection,
-        max_scenes=5,
-        poll_interval=0.05,
-        transfer=FAST_TRANSFER,
-        mode="bands",
-        bands=["red", "MTL"],
-    )
-    with M2MClient(demo_credentials(), emulator.service_url, retry=FAST_RETRY) as client:
-        Harvest(client, options, Reporter(quiet=True)).run()
+    run_harvest(emulator, harvested, max_scenes=5, mode="bands", bands=["red", "MTL"])
     third = build_catalog(harvested)
     assert third.written == 1 and third.unchanged == 4
     changed = {p.name for p in harvested.rglob("*.json") if stamps.get(p) != p.stat().st_mtime_ns}

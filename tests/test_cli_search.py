@@ -11,7 +11,7 @@ import pytest
 
 from stacmirror.m2m import M2MClient
 
-from .conftest import FAST_RETRY, cli_env, demo_credentials
+from .helpers import FAST_RETRY, cli_env, demo_credentials
 
 STACMIRROR = [sys.executable, "-m", "stacmirror.cli"]
 BOX = "-122.6,38.0,-120.0,39.6"

@@ -21,7 +21,7 @@ from stacmirror.crop.crop import crop_stack, inward_window
 from stacmirror.crop.rectangle import largest_in_mask, largest_in_rows, row_intervals
 from stacmirror.crop.stacks import find_stacks
 
-from .test_harvest import run_harvest
+from .helpers import date, run_harvest
 
 SOUTH = box(147.5, -35.0, 149.0, -34.0)
 STACMIRROR = [sys.executable, "-m", "stacmirror.cli"]
@@ -188,31 +188,16 @@ def test_southern_hemisphere_stack(emulator, tmp_path: Path) -> None:
 
 
 def test_pan_band_is_cropped_on_its_own_lattice(emulator, tmp_path: Path) -> None:
-    from stacmirror.harvest.selection import Selection
-
     out = tmp_path / "l1"
-    from .test_harvest import FAST_TRANSFER, NORTH, _date
-
-    selection = Selection(
-        dataset="landsat_ot_c2_l1", area=NORTH, start=_date("2021-09-01"), end=_date("2021-11-30")
-    )
-    from stacmirror.harvest.progress import Reporter
-    from stacmirror.harvest.run import Harvest, HarvestOptions
-    from stacmirror.m2m import M2MClient
-
-    from .conftest import FAST_RETRY, demo_credentials
-
-    options = HarvestOptions(
-        out=out,
-        selection=selection,
+    run_harvest(
+        emulator,
+        out,
+        dataset="landsat_ot_c2_l1",
+        end=date("2021-11-30"),
         mode="bands",
         bands=["pan", "red", "qa_pixel", "MTL"],
         max_scenes=3,
-        poll_interval=0.05,
-        transfer=FAST_TRANSFER,
     )
-    with M2MClient(demo_credentials(), emulator.service_url, retry=FAST_RETRY) as client:
-        Harvest(client, options, Reporter(quiet=True)).run()
     build_catalog(out)
     stack = find_stacks(out)[0][0]
     crop_stack(out, stack)

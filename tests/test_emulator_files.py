@@ -15,7 +15,7 @@ from stacmirror.emulator import Faults
 from stacmirror.emulator.scenes import SceneSize, build_archive
 from stacmirror.m2m import M2MClient
 
-from .conftest import FAST_RETRY, demo_credentials
+from .helpers import FAST_RETRY, demo_credentials
 
 L2 = "landsat_ot_c2_l2"
 

@@ -9,89 +9,39 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
-from shapely.geometry import box
 
+from stacmirror.area import load_area, load_regions, parse_bbox
 from stacmirror.emulator import Faults
 from stacmirror.emulator.scenes import build_archive
-from stacmirror.errors import UserError
+from stacmirror.errors import InvalidInput
+from stacmirror.events import Note
 from stacmirror.harvest import selection as selection_module
 from stacmirror.harvest.bundle import UnsafeArchiveError, extract_bundle
-from stacmirror.harvest.download import TransferPolicy
-from stacmirror.harvest.ledger import Ledger, MirrorLock
-from stacmirror.harvest.progress import Reporter
-from stacmirror.harvest.run import Harvest, HarvestOptions
-from stacmirror.harvest.selection import Selection, load_area, load_regions, parse_bbox, spatial_filters
+from stacmirror.harvest.options import HarvestOptions
+from stacmirror.harvest.run import Harvest
+from stacmirror.harvest.selection import Selection, spatial_filters
+from stacmirror.ledger import Ledger, MirrorLock
 from stacmirror.m2m import AccessDeniedError, Credentials, DownloadLimitError, M2MClient, Secret
 
-from .conftest import FAST_RETRY, cli_env, demo_credentials
-
-L2 = "landsat_ot_c2_l2"
-NORTH = box(-122.6, 38.0, -120.0, 39.6)
-FAST_TRANSFER = TransferPolicy(attempts=6, initial_wait=0.01, max_wait=0.05)
-STACMIRROR = [sys.executable, "-m", "stacmirror.cli"]
-
-
-def harvest_argv(out: Path, *extra: str, verbose: bool = False) -> list[str]:
-    """`stacmirror harvest OUT` over the northern test area, September to December 2021, plus ``extra``."""
-    return [
-        *STACMIRROR,
-        *(["-vv"] if verbose else []),
-        "harvest",
-        str(out),
-        "--dataset",
-        L2,
-        "--bbox=-122.6,38.0,-120.0,39.6",
-        "--start",
-        "2021-09-01",
-        "--end",
-        "2021-12-31",
-        *extra,
-    ]
-
-
-def run_harvest(emu, out: Path, *, credentials: Credentials | None = None, **kwargs):
-    selection = Selection(
-        dataset=L2,
-        area=kwargs.pop("area", NORTH),
-        start=kwargs.pop("start", _date("2021-09-01")),
-        end=_date("2021-12-31"),
-    )
-    options = HarvestOptions(
-        out=out, selection=selection, poll_interval=0.05, poll_timeout=5, transfer=FAST_TRANSFER, **kwargs
-    )
-    with M2MClient(credentials or demo_credentials(), emu.service_url, retry=FAST_RETRY) as client:
-        summary = Harvest(client, options, Reporter(quiet=True)).run()
-    return summary, client
-
-
-def _date(text: str):
-    import datetime as dt
-
-    return dt.date.fromisoformat(text)
-
-
-def mirrored(out: Path) -> dict[str, Path]:
-    return {p.name: p for p in out.rglob("*") if p.is_file() and ".stacmirror" not in p.parts}
-
-
-def assert_matches_emulator(emu, files: dict[str, Path]) -> None:
-    """Every mirrored product file is byte-identical to what the emulator serves."""
-    checked = 0
-    for scene in emu.service.scenes:
-        if scene.l2_generated is None or not any(n.startswith(scene.display_id(2)) for n in files):
-            continue
-        for pfile in emu.service.store.files(scene, 2).values():
-            if pfile.name in files:
-                assert hashlib.sha256(files[pfile.name].read_bytes()).hexdigest() == pfile.sha256, pfile.name
-                checked += 1
-    assert checked
-
+from .helpers import (
+    FAST_RETRY,
+    FAST_TRANSFER,
+    L2,
+    NORTH,
+    STACMIRROR,
+    assert_matches_emulator,
+    cli_env,
+    date,
+    demo_credentials,
+    harvest_argv,
+    mirrored,
+    run_harvest,
+)
 
 # -- modes and batching ---------------------------------------------------------------------------
 
@@ -183,14 +133,17 @@ def test_unavailable_bundle_falls_back_to_band_files(emulator, tmp_path: Path, m
         ],
     )
     notes: list[str] = []
-    reporter = Reporter(quiet=True)
-    reporter.note = notes.append  # type: ignore[method-assign]
-    selection = Selection(dataset=L2, area=NORTH, start=_date("2021-09-01"), end=_date("2021-12-31"))
+
+    def on_event(event) -> None:
+        if isinstance(event, Note):
+            notes.append(event.message)
+
+    selection = Selection(L2, "2021-09-01", date("2021-12-31"), aoi=NORTH)
     options = HarvestOptions(
         out=tmp_path, selection=selection, max_scenes=1, poll_interval=0.05, transfer=FAST_TRANSFER
     )
     with M2MClient(demo_credentials(), emulator.service_url, retry=FAST_RETRY) as client:
-        summary = Harvest(client, options, reporter).run()
+        summary = Harvest(client, options, on_event).run()
     assert summary.files_failed == 0 and summary.files_downloaded == 23
     assert any("no product bundle is available" in n for n in notes)
 
@@ -448,14 +401,14 @@ def test_regions_keep_the_least_cloudy_per_region(emulator, tmp_path: Path) -> N
         picked = [s for s in candidates if s.display_id(2) in chosen]
         assert len(picked) == 2
         assert max(s.cloud_cover for s in picked) <= min(s.cloud_cover for s in candidates if s not in picked)
-    with pytest.raises(UserError):
+    with pytest.raises(InvalidInput):
         (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
         load_regions(tmp_path / "bad.csv")
 
 
-def test_large_result_sets_are_split_by_date(emulator, monkeypatch) -> None:
+def test_large_result_sets_are_split_bydate(emulator, monkeypatch) -> None:
     monkeypatch.setattr(selection_module, "SEARCH_HIT_CAP", 5)
-    selection = Selection(dataset=L2, area=None, start=_date("2021-01-01"), end=_date("2021-12-31"))
+    selection = Selection(L2, date("2021-01-01"), date("2021-12-31"))
     with M2MClient(demo_credentials(), emulator.service_url, retry=FAST_RETRY) as client:
         scenes = selection_module.search(client, selection)
     assert len(scenes) == 34 == len({s.entity_id for s in scenes})

@@ -26,7 +26,7 @@ from stacmirror.m2m import (
 )
 from stacmirror.m2m.models import DownloadRequestResult, Scene, as_mapping
 
-from .conftest import FAST_RETRY, demo_credentials
+from .helpers import FAST_RETRY, demo_credentials
 
 L2 = "landsat_ot_c2_l2"
 ALL_TIME = {"acquisitionFilter": {"start": "2000-01-01", "end": "2030-12-31"}}

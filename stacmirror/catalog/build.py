@@ -18,23 +18,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import events as ev
 from ..fileio import relative_href, write_json_atomic
-from ..harvest.layout import STATE_DIR
-from ..harvest.ledger import Ledger
+from ..layout import Mirror
+from ..ledger import Ledger
 from .constants import EXT, STAC_VERSION
 from .stac import GENERATED_SUFFIXES, SceneError, create_item
+from .templates import load_template
 
-DATASET_DIR = re.compile(r"^landsat_[a-z]+_c2_l[12]$")
-STATE_FILE = "catalog-state.json"
 STATE_VERSION = 1
-TEMPLATES = Path(__file__).resolve().parents[2] / "catalog-template"
 SUMMARY_FIELDS = (
     "platform",
     "instruments",
@@ -51,7 +48,9 @@ PER_FILE_FIELDS = ("href", "proj:shape", "proj:transform", "file:size", "file:ch
 
 
 @dataclass
-class BuildResult:
+class CatalogResult:
+    """What a catalog build did; ``to_dict()`` is what ``catalog --json`` prints."""
+
     written: int = 0
     unchanged: int = 0
     removed: int = 0
@@ -60,7 +59,11 @@ class BuildResult:
     rasters_opened: int = 0
     elapsed: float = 0.0
 
-    def as_json(self) -> dict[str, Any]:
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "itemsWritten": self.written,
             "itemsUnchanged": self.unchanged,
@@ -69,26 +72,6 @@ class BuildResult:
             "errors": self.errors,
             "elapsedSeconds": round(self.elapsed, 3),
         }
-
-
-def load_template(name: str) -> dict[str, Any]:
-    path = TEMPLATES / name
-    if not path.exists():
-        raise FileNotFoundError(
-            f"catalog template {path} is missing (run stacmirror from its source checkout)"
-        )
-    return json.loads(path.read_text())
-
-
-def scene_folders(out: Path) -> Iterator[tuple[str, Path]]:
-    """(dataset, folder) for every folder at ``OUT/<dataset>/<PPP>/<RRR>/<name>``."""
-    for dataset_dir in sorted(p for p in out.iterdir() if p.is_dir() and DATASET_DIR.match(p.name)):
-        for path_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for row_dir in sorted(p for p in path_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                for folder in sorted(
-                    p for p in row_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-                ):
-                    yield dataset_dir.name, folder
 
 
 def signature(folder: Path) -> list[list[Any]]:
@@ -106,14 +89,14 @@ def signature(folder: Path) -> list[list[Any]]:
 class _Checksums:
     """sha256 values the ledger verified at download time, trusted while size and mtime agree."""
 
-    def __init__(self, out: Path):
-        self.out = out
-        self.ledger = Ledger.open_existing(out)
+    def __init__(self, mirror: Mirror):
+        self.mirror = mirror
+        self.ledger = Ledger.open_existing(mirror)
 
     def __call__(self, path: Path) -> str | None:
         if self.ledger is None:
             return None
-        record = self.ledger.file(str(path.relative_to(self.out)))
+        record = self.ledger.file(self.mirror.rel(path))
         if record is None or record.state != "done" or record.size != path.stat().st_size:
             return None
         return record.sha256
@@ -138,12 +121,16 @@ def _asset_definition(asset: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in asset.items() if k not in PER_FILE_FIELDS}
 
 
-def build_catalog(out: Path, *, reporter: Any = None, force: bool = False) -> BuildResult:
-    """Bring ``OUT/catalog.json`` and everything below it up to date."""
+def build_catalog(
+    out: Path | str, *, force: bool = False, on_event: ev.EventHandler | None = None
+) -> CatalogResult:
+    """Bring ``OUT/catalog.json`` and everything below it up to date, from disk and the ledger."""
     started = time.monotonic()
-    out = Path(out)
-    result = BuildResult()
-    state_path = out / STATE_DIR / STATE_FILE
+    emit = ev.emitter(on_event)
+    mirror = Mirror(Path(out))
+    out = mirror.root
+    result = CatalogResult()
+    state_path = mirror.catalog_state_path
     state: dict[str, Any] = {"version": STATE_VERSION, "scenes": {}}
     if state_path.exists() and not force:
         try:
@@ -153,13 +140,13 @@ def build_catalog(out: Path, *, reporter: Any = None, force: bool = False) -> Bu
         except ValueError:
             pass
     scenes: dict[str, Any] = state["scenes"]
-    checksums = _Checksums(out)
+    checksums = _Checksums(mirror)
     seen: set[str] = set()
     try:
-        for dataset, folder in scene_folders(out):
-            key = str(folder.relative_to(out))
+        for dataset, folder in mirror.scene_folders():
+            key = mirror.rel(folder)
             seen.add(key)
-            item_path = folder / f"{folder.name}.json"
+            item_path = mirror.item_path(folder)
             sig = signature(folder)
             entry = scenes.get(key)
             if entry and entry.get("signature") == sig and item_path.exists():
@@ -169,30 +156,29 @@ def build_catalog(out: Path, *, reporter: Any = None, force: bool = False) -> Bu
                 built = create_item(folder, dataset, checksums)
             except SceneError as exc:
                 result.errors.append(str(exc))
-                if reporter:
-                    reporter.note(f"catalog: {exc}")
+                emit(ev.ItemFailed(key, str(exc)))
                 if entry:
                     item_path.unlink(missing_ok=True)
                     scenes.pop(key, None)
                 continue
             result.rasters_opened += sum(1 for a in built.item["assets"].values() if "proj:shape" in a)
             item = built.item
-            dataset_dir = out / dataset
+            collection_path = mirror.collection_path(dataset)
             item["links"] = [
                 {
                     "rel": "root",
-                    "href": relative_href(out / "catalog.json", folder),
+                    "href": relative_href(mirror.catalog_path, folder),
                     "type": "application/json",
                     "title": "Landsat Collection 2 mirror",
                 },
                 {
                     "rel": "parent",
-                    "href": relative_href(dataset_dir / "collection.json", folder),
+                    "href": relative_href(collection_path, folder),
                     "type": "application/json",
                 },
                 {
                     "rel": "collection",
-                    "href": relative_href(dataset_dir / "collection.json", folder),
+                    "href": relative_href(collection_path, folder),
                     "type": "application/json",
                 },
                 *item["links"],
@@ -202,12 +188,13 @@ def build_catalog(out: Path, *, reporter: Any = None, force: bool = False) -> Bu
             )
             write_json_atomic(item_path, item)
             result.written += 1
+            emit(ev.ItemWritten(item["id"], mirror.rel(item_path)))
             props = item["properties"]
             scenes[key] = {
                 "signature": signature(folder),  # after a generated thumbnail, if any, was written
                 "dataset": dataset,
                 "id": item["id"],
-                "item": str(item_path.relative_to(out)),
+                "item": mirror.rel(item_path),
                 "bbox": item["bbox"],
                 "datetime": props["datetime"],
                 "summary": {f: props[f] for f in SUMMARY_FIELDS + RANGE_FIELDS if f in props},
@@ -219,25 +206,27 @@ def build_catalog(out: Path, *, reporter: Any = None, force: bool = False) -> Bu
             (out / scenes[key]["item"]).unlink(missing_ok=True)
             del scenes[key]
             result.removed += 1
-        _write_parents(out, scenes, result)
+        _write_parents(mirror, scenes, result)
         _write_if_changed(state_path, state)
     finally:
         checksums.close()
     result.elapsed = time.monotonic() - started
+    emit(ev.CatalogDone(result.written, result.unchanged, result.removed, len(result.errors)))
     return result
 
 
-def _write_parents(out: Path, scenes: dict[str, Any], result: BuildResult) -> None:
+def _write_parents(mirror: Mirror, scenes: dict[str, Any], result: CatalogResult) -> None:
+    out = mirror.root
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for entry in scenes.values():
         by_dataset.setdefault(entry["dataset"], []).append(entry)
-    root = load_template("catalog.json")
+    root = load_template("catalog.json", required=True)
     root["links"] = [
         {"rel": "root", "href": "./catalog.json", "type": "application/json", "title": root["title"]}
     ]
     for dataset in sorted(by_dataset):
-        collection = _collection(out, dataset, by_dataset[dataset])
-        _write_if_changed(out / dataset / "collection.json", collection)
+        collection = _collection(mirror, dataset, by_dataset[dataset])
+        _write_if_changed(mirror.collection_path(dataset), collection)
         root["links"].append(
             {
                 "rel": "child",
@@ -247,7 +236,7 @@ def _write_parents(out: Path, scenes: dict[str, Any], result: BuildResult) -> No
             }
         )
         result.collections.append(dataset)
-    for crop_collection in sorted((out / "crops").glob("*/collection.json")):  # written by `stacmirror crop`
+    for crop_collection in mirror.crop_collections():  # written by `stacmirror crop`
         title = json.loads(crop_collection.read_text()).get("title", crop_collection.parent.name)
         root["links"].append(
             {
@@ -257,24 +246,20 @@ def _write_parents(out: Path, scenes: dict[str, Any], result: BuildResult) -> No
                 "title": title,
             }
         )
-    for dataset_dir in out.iterdir():
-        if (
-            dataset_dir.is_dir()
-            and DATASET_DIR.match(dataset_dir.name)
-            and dataset_dir.name not in by_dataset
-        ):
-            (dataset_dir / "collection.json").unlink(missing_ok=True)
-    _write_if_changed(out / "catalog.json", root)
+    for dataset_dir in mirror.dataset_dirs():
+        if dataset_dir.name not in by_dataset:
+            mirror.collection_path(dataset_dir.name).unlink(missing_ok=True)
+    _write_if_changed(mirror.catalog_path, root)
 
 
 def _epoch(timestamp: str) -> float:
     return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
-def _collection(out: Path, dataset: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    try:
-        collection = load_template(f"collections/{dataset}.json")
-    except FileNotFoundError:
+def _collection(mirror: Mirror, dataset: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    out = mirror.root
+    collection = load_template(f"collections/{dataset}.json")
+    if collection is None:
         collection = {
             "type": "Collection",
             "stac_version": STAC_VERSION,
@@ -318,7 +303,7 @@ def _collection(out: Path, dataset: str, entries: list[dict[str, Any]]) -> dict[
     if any("classification:bitfields" in d for d in item_assets.values()):
         used.add("classification")
     collection["stac_extensions"] = sorted(EXT[e] for e in used)
-    dataset_dir = out / dataset
+    dataset_dir = mirror.collection_path(dataset).parent
     links = [
         {"rel": "root", "href": "../catalog.json", "type": "application/json"},
         {"rel": "parent", "href": "../catalog.json", "type": "application/json"},

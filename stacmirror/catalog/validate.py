@@ -1,9 +1,16 @@
-"""Offline validation of a mirror's catalog: STAC 1.1 core, every declared extension, Landsat formats.
+"""Validation of a mirror's catalog: STAC 1.1 core, every declared extension, Landsat formats.
 
-Extension schemas come from a local folder laid out like the schema host
-(``<dir>/stac-extensions.github.io/<ext>/<version>/schema.json``); the STAC
-core schemas ship with pystac. Nothing is fetched over the network: a schema
-that is not in the folder is reported as an error, not downloaded.
+The STAC core schemas ship with pystac. Extension schemas live in a folder laid
+out like the schema host (``<dir>/stac-extensions.github.io/<ext>/<version>/schema.json``):
+
+* by default the user cache (``~/.cache/stacmirror/stac-schemas``), where a schema
+  that is not cached yet is fetched once, over HTTPS, from its published URL (or
+  from ``$STACMIRROR_SCHEMA_HOST``, which stands in for
+  ``https://stac-extensions.github.io/``); after that, validation runs offline;
+* with ``schemas=DIR`` or ``$STACMIRROR_SCHEMAS``, only that local folder, and
+  nothing is fetched.
+
+A schema that can be had neither way raises :class:`SchemaUnavailable`.
 """
 
 from __future__ import annotations
@@ -16,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pystac
+import requests
 from pystac.validation import JsonSchemaSTACValidator, validate_dict
+
+from ..errors import SchemaUnavailable
+from ..fileio import write_json_atomic
 
 SCHEMA_HOST = "https://stac-extensions.github.io/"
 SCENE_ID = re.compile(r"^L[CEMOT][1-9]\d{3}\d{3}\d{7}[A-Z]{3}\d{2}$")
@@ -28,18 +39,69 @@ LANDSAT_RULES: dict[str, Any] = {
 }
 
 
-def default_schema_dir() -> Path:
-    env = os.environ.get("STACMIRROR_SCHEMAS")
-    if env:
-        return Path(env)
+def schema_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "stacmirror" / "stac-schemas"
 
 
+class SchemaStore:
+    """Extension schemas by URI, from a folder, fetched into it on first use when it is the cache."""
+
+    def __init__(self, folder: Path | None = None):
+        env = os.environ.get("STACMIRROR_SCHEMAS")
+        local = folder if folder is not None else (Path(env) if env else None)
+        self.fetch = local is None
+        self.folder = Path(local) if local is not None else schema_cache_dir()
+        if not self.fetch and not self.folder.is_dir():
+            raise SchemaUnavailable(f"schema folder {self.folder} not found")
+        self.host = os.environ.get("STACMIRROR_SCHEMA_HOST") or SCHEMA_HOST
+        self.validator = JsonSchemaSTACValidator()
+        self.fetched: list[str] = []
+
+    def ensure(self, uri: str) -> None:
+        """Make the schema at ``uri`` known to the validator (reading, or fetching, it once)."""
+        uri = uri.rstrip("#")
+        if uri in self.validator.schema_cache or not uri.startswith(SCHEMA_HOST):
+            return  # other hosts (the STAC core) are pystac's business
+        relative = uri[len(SCHEMA_HOST) :]
+        path = self.folder / "stac-extensions.github.io" / relative
+        if not path.is_file():
+            if not self.fetch:
+                raise SchemaUnavailable(f"the schema {uri} is not in {self.folder}")
+            self._download(uri, relative, path)
+        try:
+            self.validator.schema_cache[uri] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SchemaUnavailable(f"the cached schema {path} is unreadable ({exc}); delete it") from None
+
+    def _download(self, uri: str, relative: str, path: Path) -> None:
+        url = self.host.rstrip("/") + "/" + relative
+        try:
+            response = requests.get(url, timeout=(10, 60))
+            response.raise_for_status()
+            schema = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            reason = type(exc).__name__ if isinstance(exc, requests.ConnectionError) else str(exc)[:200]
+            raise SchemaUnavailable(
+                f"the schema {uri} is not cached and could not be fetched ({reason}); "
+                "connect once, or pass --schemas DIR with a local copy"
+            ) from None
+        if not isinstance(schema, dict):
+            raise SchemaUnavailable(f"{url} did not answer with a JSON schema")
+        write_json_atomic(path, schema)
+        self.fetched.append(uri)
+
+
 @dataclass
 class ValidationReport:
+    """What validation found; ``to_dict()`` is what ``validate --json`` prints."""
+
     checked: int = 0
     problems: dict[str, list[str]] = field(default_factory=dict)
+    schemas_fetched: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "problems": self.problems, "schemasFetched": self.schemas_fetched}
 
     def add(self, path: Path, message: str) -> None:
         self.problems.setdefault(str(path), []).append(message)
@@ -47,18 +109,6 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def make_validator(schema_dir: Path) -> JsonSchemaSTACValidator:
-    validator = JsonSchemaSTACValidator()
-    root = Path(schema_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"schema folder {root} not found")
-    for path in root.rglob("schema.json"):
-        schema = json.loads(path.read_text())
-        uri = schema.get("$id") or SCHEMA_HOST + str(path.relative_to(root / "stac-extensions.github.io"))
-        validator.schema_cache[uri.rstrip("#")] = schema
-    return validator
 
 
 def landsat_problems(properties: dict[str, Any]) -> list[str]:
@@ -83,8 +133,8 @@ def landsat_problems(properties: dict[str, Any]) -> list[str]:
 
 def validate_catalog(out: Path, schema_dir: Path | None = None) -> ValidationReport:
     """Validate ``OUT/catalog.json`` and every collection and item it links to."""
-    validator = make_validator(schema_dir or default_schema_dir())
-    pystac.validation.set_validator(validator)
+    store = SchemaStore(schema_dir)
+    pystac.validation.set_validator(store.validator)
     report = ValidationReport()
     root = Path(out) / "catalog.json"
     if not root.exists():
@@ -102,6 +152,8 @@ def validate_catalog(out: Path, schema_dir: Path | None = None) -> ValidationRep
             report.add(path, f"unreadable JSON: {exc}")
             continue
         report.checked += 1
+        for extension in data.get("stac_extensions") or []:
+            store.ensure(str(extension))
         try:
             validate_dict(data, href=str(path))
         except pystac.STACValidationError as exc:
@@ -127,4 +179,5 @@ def validate_catalog(out: Path, schema_dir: Path | None = None) -> ValidationRep
             href = str(asset.get("href", ""))
             if href and "://" not in href and not (path.parent / href).exists():
                 report.add(path, f"asset {key}: file {href} does not exist")
+    report.schemas_fetched = store.fetched
     return report

@@ -31,27 +31,29 @@ import rasterio.shutil
 from rasterio.warp import transform as warp_transform
 from shapely.geometry import mapping
 
-from ..catalog.build import load_template
 from ..catalog.constants import COG, EXT
 from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail, sha256_file
+from ..catalog.templates import load_template
 from ..fileio import relative_href, write_json_atomic
 from ..geometry import stac_bbox
+from ..layout import Mirror
 from .stacks import Stack
 
-CROPS_DIR = "crops"
 STATE_VERSION = 1
 EPS = 1e-6
 
 
 @dataclass
-class CropResult:
+class StackCropResult:
+    """What cropping one stack did."""
+
     stack_id: str
     cropped: int = 0
     skipped: bool = False
     files: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "stack": self.stack_id,
             "itemsCropped": self.cropped,
@@ -110,7 +112,7 @@ def _crop_item(
     source_item: dict[str, Any],
     source_dir: Path,
     folder: Path,
-    out: Path,
+    mirror: Mirror,
     assets: set[str] | None,
 ) -> dict[str, Any]:
     item = copy.deepcopy(source_item)
@@ -163,12 +165,12 @@ def _crop_item(
     props["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     collection_path = folder.parent / "collection.json"
     item["links"] = [
-        {"rel": "root", "href": relative_href(out / "catalog.json", folder), "type": "application/json"},
+        {"rel": "root", "href": relative_href(mirror.catalog_path, folder), "type": "application/json"},
         {"rel": "parent", "href": relative_href(collection_path, folder), "type": "application/json"},
         {"rel": "collection", "href": relative_href(collection_path, folder), "type": "application/json"},
         {
             "rel": "derived_from",
-            "href": relative_href(source_dir / f"{item['id']}.json", folder),
+            "href": relative_href(Mirror.item_path(source_dir), folder),
             "type": "application/geo+json",
             "title": f"Source scene {item['id']}",
         },
@@ -178,11 +180,8 @@ def _crop_item(
     return item
 
 
-def _collection(stack: Stack, items: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-    try:
-        template = load_template(f"collections/{stack.collection}.json")
-    except FileNotFoundError:
-        template = {"license": "other", "links": []}
+def _collection(stack: Stack, items: list[dict[str, Any]], mirror: Mirror) -> dict[str, Any]:
+    template = load_template(f"collections/{stack.collection}.json") or {"license": "other", "links": []}
     times = sorted(i["properties"]["datetime"] for i in items)
     geometry = stack.geometry()
     item_assets: dict[str, Any] = {}
@@ -196,10 +195,10 @@ def _collection(stack: Stack, items: list[dict[str, Any]], out: Path) -> dict[st
                     if k not in ("href", "file:size", "file:checksum", "proj:shape", "proj:transform")
                 },
             )
-    folder = out / CROPS_DIR / stack.stack_id
+    folder = mirror.crop_dir(stack.stack_id)
     links = [
-        {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
-        {"rel": "parent", "href": "../../catalog.json", "type": "application/json"},
+        {"rel": "root", "href": relative_href(mirror.catalog_path, folder), "type": "application/json"},
+        {"rel": "parent", "href": relative_href(mirror.catalog_path, folder), "type": "application/json"},
         *[link for link in template.get("links", []) if link.get("rel") in ("license", "cite-as")],
     ]
     links += [
@@ -214,7 +213,7 @@ def _collection(stack: Stack, items: list[dict[str, Any]], out: Path) -> dict[st
     links.append(
         {
             "rel": "derived_from",
-            "href": relative_href(out / stack.collection / "collection.json", folder),
+            "href": relative_href(mirror.collection_path(stack.collection), folder),
             "type": "application/json",
             "title": f"Source collection {stack.collection}",
         }
@@ -251,14 +250,29 @@ def _collection(stack: Stack, items: list[dict[str, Any]], out: Path) -> dict[st
     if "sci:doi" in template:
         collection["sci:doi"] = template["sci:doi"]
     return collection
-    return collection
 
 
-def crop_stack(out: Path, stack: Stack, *, assets: set[str] | None = None, workers: int = 2) -> CropResult:
-    """Crop (or keep, when its members and rectangle did not change) one stack."""
-    out = Path(out)
-    folder = out / CROPS_DIR / stack.stack_id
-    result = CropResult(stack.stack_id)
+def raster_asset_keys(stacks: list[Stack]) -> set[str]:
+    """The asset keys that can be cropped: those with a pixel grid."""
+    return {
+        key
+        for stack in stacks
+        for member in stack.members
+        for key, asset in member.item["assets"].items()
+        if "proj:transform" in asset
+    }
+
+
+def crop_stack(
+    mirror: Mirror | Path, stack: Stack, *, assets: set[str] | None = None, workers: int = 2
+) -> StackCropResult:
+    """Crop (or keep, when its members and rectangle did not change) one stack.
+
+    The catalog is not touched here: :func:`stacmirror.crop` links the crop collections afterwards.
+    """
+    mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+    folder = mirror.crop_dir(stack.stack_id)
+    result = StackCropResult(stack.stack_id)
     plan = {
         "version": STATE_VERSION,
         "members": sorted(m.id for m in stack.members),
@@ -281,7 +295,7 @@ def crop_stack(out: Path, stack: Stack, *, assets: set[str] | None = None, worke
     folder.mkdir(parents=True, exist_ok=True)
 
     def one(member) -> dict[str, Any]:
-        return _crop_item(stack, member.item, member.folder, folder / member.id, out, assets)
+        return _crop_item(stack, member.item, member.folder, folder / member.id, mirror, assets)
 
     items = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="crop") as pool:
@@ -294,7 +308,7 @@ def crop_stack(out: Path, stack: Stack, *, assets: set[str] | None = None, worke
         return result
     result.cropped = len(items)
     result.files = sum(1 for i in items for a in i["assets"].values() if a["href"].startswith("./"))
-    write_json_atomic(folder / "collection.json", _collection(stack, items, out))
+    write_json_atomic(folder / "collection.json", _collection(stack, items, mirror))
     if not result.errors:
         write_json_atomic(state_path, plan)
     return result

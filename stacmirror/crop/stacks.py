@@ -29,8 +29,10 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..geometry import split_antimeridian, stac_bbox, tidy
+from ..layout import Mirror
 from .rectangle import EMPTY, Rect, largest_in_mask, largest_in_rows, row_intervals, rows_are_intervals
 
+GROUP_BY = ("path-row", "overlap")
 LATTICE = 30.0
 ROW_BLOCK = 512
 BIG = np.iinfo(np.int64).max // 4
@@ -121,10 +123,12 @@ class Stack:
         }
 
 
-def load_members(out: Path, collection: str | None = None, max_cloud: float | None = None) -> list[Member]:
+def load_members(
+    mirror: Mirror, collection: str | None = None, max_cloud: float | None = None
+) -> list[Member]:
     """Items of the mirror's scene collections (crop collections are not stacked again)."""
     members = []
-    for collection_file in sorted(Path(out).glob("landsat_*/collection.json")):
+    for collection_file in mirror.scene_collections():
         data = json.loads(collection_file.read_text())
         if collection is not None and data["id"] != collection:
             continue
@@ -292,7 +296,7 @@ def compute_rectangle(stack: Stack, aoi_lonlat: BaseGeometry | None = None) -> S
 
 
 def find_stacks(
-    out: Path,
+    mirror: Mirror | Path,
     *,
     collection: str | None = None,
     min_scenes: int = 2,
@@ -301,7 +305,8 @@ def find_stacks(
     group_by: str = "path-row",
 ) -> tuple[list[Stack], list[str]]:
     """Stacks with their rectangles, and notes for the user (zones, dropped scenes)."""
-    members = load_members(out, collection, max_cloud)
+    mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+    members = load_members(mirror, collection, max_cloud)
     notes = []
     zones = sorted({m.epsg for m in members})
     if len(zones) > 1:

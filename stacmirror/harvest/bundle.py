@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .layout import partial_path
+from ..layout import partial_path
 
 CHUNK = 1 << 20
 

@@ -23,7 +23,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from .layout import partial_path
+from ..layout import partial_path
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from ..errors import UserError
+from ..errors import InvalidInput
 from ..landsat import COMMON_NAMES, is_product_id
 from ..m2m import DownloadFile, DownloadOption
 
@@ -62,12 +62,13 @@ def resolve_bands(tokens: Iterable[str], level: int, names: Iterable[str]) -> se
             chosen.update(by_stem[common[key]])
         else:
             stems = ", ".join(sorted({PurePath(n).stem for n in names}))
-            raise UserError(
-                f"--bands: the dataset has no band or file {token!r}; valid: {stems} "
+            raise InvalidInput(
+                "bands",
+                f"the dataset has no band or file {token!r}; valid: {stems} "
                 f"(or common names: {', '.join(sorted(common))})"
             )
     if not chosen:
-        raise UserError("--bands is empty")
+        raise InvalidInput("bands", "is empty")
     return chosen
 
 

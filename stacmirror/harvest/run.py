@@ -15,20 +15,20 @@ import secrets
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from .. import events as ev
+from ..errors import InvalidInput
 from ..landsat import ProductId
+from ..layout import Mirror, partial_path
+from ..ledger import FileRecord, Ledger, MirrorLock
 from ..m2m import AccessDeniedError, M2MClient, ReadyDownload, Scene
 from .bundle import UnsafeArchiveError, extract_bundle
-from .download import FileJob, TransferError, TransferPolicy, download_session, fetch
-from .layout import browse_name, partial_path, scene_dir
-from .ledger import FileRecord, Ledger, MirrorLock
+from .download import FileJob, TransferError, download_session, fetch
+from .options import HarvestOptions, HarvestResult
 from .plan import Want, choose, resolve_bands
-from .progress import Reporter, human
-from .selection import Selection, search
+from .selection import search
 
 log = logging.getLogger(__name__)
 
@@ -37,61 +37,12 @@ REQUEST_CHUNK = 1_000
 LABEL_PREFIX = "stacmirror-"
 
 
-@dataclass
-class HarvestOptions:
-    out: Path
-    selection: Selection
-    mode: str = "bundle"
-    bands: list[str] = field(default_factory=list)
-    file_groups: list[str] = field(default_factory=list)
-    keep_tar: bool = False
-    max_scenes: int | None = None
-    regions: list[Any] | None = None  # shapely geometries, one search each
-    per_region: int | None = None
-    workers: int = 4
-    poll_interval: float = 30.0
-    poll_timeout: float = 3600.0
-    dry_run: bool = False
-    browse: bool = True
-    command: str = "harvest"
-    transfer: TransferPolicy = field(default_factory=TransferPolicy)
-
-
-@dataclass
-class Summary:
-    scenes_found: int = 0
-    scenes_complete_before: int = 0
-    files_downloaded: int = 0
-    files_skipped: int = 0
-    files_failed: int = 0
-    bytes_downloaded: int = 0
-    failures: list[str] = field(default_factory=list)
-    planned: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_json(self, client: M2MClient, started: float, out: Path) -> dict[str, Any]:
-        return {
-            "out": str(out),
-            "scenesFound": self.scenes_found,
-            "scenesAlreadyComplete": self.scenes_complete_before,
-            "filesDownloaded": self.files_downloaded,
-            "filesSkipped": self.files_skipped,
-            "filesFailed": self.files_failed,
-            "bytesDownloaded": self.bytes_downloaded,
-            "apiCalls": dict(sorted(client.calls.items())),
-            "apiCallsTotal": sum(client.calls.values()),
-            "elapsedSeconds": round(time.monotonic() - started, 3),
-            "failures": self.failures,
-            **({"planned": self.planned} if self.planned else {}),
-        }
-
-
 def find_scenes(client: M2MClient, options: HarvestOptions) -> list[Scene]:
     if not options.regions:
         return search(client, options.selection, limit=options.max_scenes)
     chosen: dict[str, Scene] = {}
     for region in options.regions:
-        selection = Selection(**{**options.selection.__dict__, "area": region})
-        found = search(client, selection)
+        found = search(client, options.selection.with_area(region))
         if options.per_region:
             found = sorted(found, key=lambda s: s.cloud_cover if s.cloud_cover is not None else 101.0)
             found = found[: options.per_region]
@@ -102,11 +53,12 @@ def find_scenes(client: M2MClient, options: HarvestOptions) -> list[Scene]:
 
 
 class Harvest:
-    def __init__(self, client: M2MClient, options: HarvestOptions, reporter: Reporter):
+    def __init__(self, client: M2MClient, options: HarvestOptions, on_event: ev.EventHandler | None = None):
         self.client = client
         self.options = options
-        self.reporter = reporter
-        self.summary = Summary()
+        self.mirror = Mirror(options.out)
+        self.emit = ev.emitter(on_event)
+        self.summary = HarvestResult(options.out, dry_run=options.dry_run)
         self.label = f"{LABEL_PREFIX}{dt.datetime.now():%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
         self._lock = threading.Lock()
         self._labels_used: set[str] = set()
@@ -127,12 +79,14 @@ class Harvest:
         known = {g.group_id: g for g in groups}
         wanted = {g.strip() for g in self.options.file_groups if g.strip()}
         if not wanted:
-            raise UserError("--mode band-group needs --file-groups (valid: " + ", ".join(sorted(known)) + ")")
+            raise InvalidInput(
+                "file_groups", "mode 'band-group' needs file groups (valid: " + ", ".join(sorted(known)) + ")"
+            )
         unknown = wanted - set(known)
         if unknown:
-            raise UserError(
-                f"--file-groups: unknown group(s) {', '.join(sorted(unknown))}; "
-                f"valid: {', '.join(sorted(known))}"
+            raise InvalidInput(
+                "file_groups",
+                f"unknown group(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}",
             )
         return {name for g in wanted for name in known[g].files}, wanted
 
@@ -143,8 +97,7 @@ class Harvest:
         return [f"{display_id}_{suffix}" for suffix in sorted(suffixes)]
 
     def scene_complete(self, ledger: Ledger, scene: Scene, suffixes: set[str] | None) -> bool:
-        folder = scene_dir(self.options.out, self.options.selection.dataset, scene.display_id)
-        rel = folder.relative_to(self.options.out)
+        rel = Path(self.mirror.rel(self.mirror.scene_dir(self.options.selection.dataset, scene.display_id)))
         names = self.expected_names(scene.display_id, suffixes)
         if names is not None:
             return all(ledger.is_present(str(rel / name)) for name in names)
@@ -164,14 +117,15 @@ class Harvest:
                 "AUTH_UNAUTHROIZED", "this account may search but not download", endpoint="permissions"
             )
 
-    def run(self) -> Summary:
+    def run(self) -> HarvestResult:
         options = self.options
         scenes = find_scenes(self.client, options)
+        self.emit(ev.SearchDone(options.selection.dataset, len(scenes)))
         if scenes:
             self.check_access()
         self.summary.scenes_found = len(scenes)
         if not scenes:
-            self.reporter.note("no scene matches the selection")
+            self.emit(ev.Note("no scene matches the selection"))
         levels = {ProductId.parse(s.display_id).level for s in scenes}
         level = levels.pop() if len(levels) == 1 else 2
         suffixes, groups = self.wanted_names(level) if scenes or options.mode != "bundle" else (None, None)
@@ -197,6 +151,7 @@ class Harvest:
         return self.summary
 
     def _dry_run(self, scenes: list[Scene], suffixes: set[str] | None, groups: set[str] | None) -> None:
+        """Plan, and say what would be fetched; nothing is written."""
         plan = self._plan(scenes, suffixes, groups) if scenes else {}
         total = 0
         for scene in scenes:
@@ -205,10 +160,7 @@ class Harvest:
                 self.summary.planned.append(
                     {"scene": scene.display_id, "file": want.name, "size": want.size, "kind": want.kind}
                 )
-        self.reporter.note(
-            f"dry run: {len(self.summary.planned)} file(s), {human(total)} "
-            f"for {len(scenes)} scene(s); nothing fetched"
-        )
+        self.emit(ev.FilesPlanned(len(self.summary.planned), total, dry_run=True))
 
     def _plan(
         self, scenes: list[Scene], suffixes: set[str] | None, groups: set[str] | None
@@ -228,7 +180,7 @@ class Harvest:
                     self.client.scene_list_remove(list_id)
                 except Exception as exc:  # cleanup must not hide the real outcome
                     log.warning("could not remove scene list %s: %s", list_id, exc)
-            plan.update(choose(options, mode, suffixes=suffixes, groups=groups, notify=self.reporter.note))
+            plan.update(choose(options, mode, suffixes=suffixes, groups=groups, notify=self._note))
         return plan
 
     def _harvest(
@@ -243,8 +195,8 @@ class Harvest:
         dataset = options.selection.dataset
         pending: list[Scene] = []
         for scene in scenes:
-            folder = scene_dir(options.out, dataset, scene.display_id)
-            ledger.record_scene(run_id, dataset, scene, str(folder.relative_to(options.out)))
+            folder = self.mirror.scene_dir(dataset, scene.display_id)
+            ledger.record_scene(run_id, dataset, scene, self.mirror.rel(folder))
             if self.scene_complete(ledger, scene, suffixes):
                 self.summary.scenes_complete_before += 1
             else:
@@ -254,9 +206,7 @@ class Harvest:
             plan = self._plan(pending, suffixes, groups)
             for scene in pending:
                 for want in plan.get(scene.display_id, []):
-                    rel = (
-                        scene_dir(options.out, dataset, scene.display_id).relative_to(options.out) / want.name
-                    )
+                    rel = Path(self.mirror.rel(self.mirror.scene_dir(dataset, scene.display_id))) / want.name
                     record = ledger.file(str(rel))
                     target = options.out / rel
                     if want.kind == "band" and ledger.is_present(str(rel)):
@@ -295,7 +245,7 @@ class Harvest:
     def _fetch_all(self, ledger: Ledger, wants: list[Want], session: Any) -> None:
         options = self.options
         by_entity = {w.entity_id: w for w in wants}
-        self.reporter.start(len(wants), sum(w.size or 0 for w in wants))
+        self.emit(ev.FilesPlanned(len(wants), sum(w.size or 0 for w in wants)))
         futures: list[Future[None]] = []
         with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:
 
@@ -325,13 +275,13 @@ class Harvest:
                     if want:
                         self._fail(ledger, want.display_id, want, f"refused by M2M: {failed}")
                 if result.num_invalid_scenes:
-                    self.reporter.note(f"M2M rejected {result.num_invalid_scenes} requested item(s)")
+                    self._note(f"M2M rejected {result.num_invalid_scenes} requested item(s)", "warning")
             self._labels_used.update(label for label in extra_labels if label.startswith(LABEL_PREFIX))
             labels = [self.label, *sorted(extra_labels - {self.label})]
             self._poll(labels, by_entity, submit, ledger)
             for future in futures:
                 future.result()
-        self.reporter.stop()
+        self.emit(ev.TransfersDone(self.summary.files_downloaded, self.summary.files_failed))
 
     def _poll(self, labels: list[str], waiting: dict[str, Want], submit, ledger: Ledger) -> None:
         interval = min(2.0, self.options.poll_interval)
@@ -374,13 +324,11 @@ class Harvest:
     # -- fetching --------------------------------------------------------------------------------
 
     def _fetch_one(self, ledger: Ledger, want: Want, session: Any) -> None:
-        out = self.options.out
-        folder = scene_dir(out, self.options.selection.dataset, want.display_id)
-        target = folder / want.name
-        rel = str(target.relative_to(out))
+        target = self.mirror.scene_dir(self.options.selection.dataset, want.display_id) / want.name
+        rel = self.mirror.rel(target)
         part = partial_path(target)
         done = part.stat().st_size if part.exists() else 0
-        self.reporter.file_started(rel, want.name, want.size, done)
+        self.emit(ev.FileStarted(rel, want.name, want.size, done))
         ledger.set_file(
             FileRecord(rel, want.display_id, want.name, want.kind, want.size, want.sha256, "downloading")
         )
@@ -390,7 +338,8 @@ class Harvest:
                 FileJob(target, want.size, want.sha256),
                 lambda: str(self._downloads[want.entity_id].url),
                 refresh_url=lambda: self._refresh_url(want.entity_id),
-                on_bytes=lambda n: self.reporter.advance(rel, n),
+                on_bytes=lambda n: self.emit(ev.BytesTransferred(rel, n)),
+                policy=self.options.transfer,
             )
         except TransferError as exc:
             self._fail(ledger, want.display_id, want, str(exc))
@@ -402,7 +351,7 @@ class Harvest:
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += result.size - result.resumed_from
             self._completed[self._downloads[want.entity_id].download_id] = result.size
-        self.reporter.file_done(rel, want.name, result.size, result.resumed_from)
+        self.emit(ev.FileVerified(rel, want.name, result.size, result.resumed_from))
         if want.kind != "bundle":
             ledger.set_file(
                 FileRecord(rel, want.display_id, want.name, want.kind, result.size, result.sha256, "done")
@@ -417,7 +366,7 @@ class Harvest:
         folder = target.parent
 
         def record(member) -> None:
-            path = str((folder / member.name).relative_to(self.options.out))
+            path = self.mirror.rel(folder / member.name)
             ledger.set_file(
                 FileRecord(
                     path, want.display_id, member.name, "extracted", member.size, member.sha256, "done"
@@ -440,9 +389,9 @@ class Harvest:
             browse = scene.natural_colour_browse()
             if browse is None:
                 continue
-            folder = scene_dir(self.options.out, self.options.selection.dataset, scene.display_id)
-            target = folder / browse_name(scene.display_id)
-            rel = str(target.relative_to(self.options.out))
+            folder = self.mirror.scene_dir(self.options.selection.dataset, scene.display_id)
+            target = folder / f"{self.mirror.browse_stem(scene.display_id)}.jpg"
+            rel = self.mirror.rel(target)
             if ledger.is_present(rel):
                 continue
             try:
@@ -450,21 +399,24 @@ class Harvest:
                     session, FileJob(target, None, None), lambda b=browse: b.url, policy=self.options.transfer
                 )
             except TransferError as exc:
-                self.reporter.note(f"{scene.display_id}: browse image not saved ({exc})")
+                self._note(f"{scene.display_id}: browse image not saved ({exc})", "warning")
                 continue
             ledger.set_file(
                 FileRecord(rel, scene.display_id, target.name, "browse", result.size, result.sha256, "done")
             )
 
+    def _note(self, message: str, level: str = "info") -> None:
+        self.emit(ev.Note(message, level))
+
     def _fail(self, ledger: Ledger, display_id: str, want: Want | None, reason: str) -> None:
         name = want.name if want else display_id
+        folder = self.mirror.scene_dir(self.options.selection.dataset, display_id)
+        rel = self.mirror.rel(folder / want.name) if want else self.mirror.rel(folder)
         with self._lock:
             self.summary.files_failed += 1
             self.summary.failures.append(f"{name}: {reason}")
-        self.reporter.note(f"FAILED {name}: {reason}")
+        self.emit(ev.FileFailed(rel, name, reason))
         if want is not None:
-            folder = scene_dir(self.options.out, self.options.selection.dataset, display_id)
-            rel = str((folder / want.name).relative_to(self.options.out))
             ledger.set_file(
                 FileRecord(rel, display_id, want.name, want.kind, want.size, want.sha256, "failed"),
                 error=reason,

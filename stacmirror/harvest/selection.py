@@ -1,100 +1,33 @@
 """What to search for: area, dates, cloud and metadata filters, turned into M2M scene filters.
 
-Metadata filters are looked up by their label through ``dataset-filters`` at
-run time (filter ids differ per dataset and change over time), and every bad
-input is reported as a :class:`UserError` before anything is written.
+:class:`Selection` validates itself on construction, so a bad date, box or
+range fails before any request is made or any file written. Metadata filters
+are looked up by their label through ``dataset-filters`` at run time (filter
+ids differ per dataset and change over time).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from shapely import wkt as shapely_wkt
 from shapely.errors import ShapelyError
-from shapely.geometry import MultiPolygon, box, mapping, shape
+from shapely.geometry import MultiPolygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from ..errors import UserError
-from ..geometry import split_antimeridian
+from ..area import load_area
+from ..errors import InvalidInput
 from ..m2m import DatasetFilter, InputError, M2MClient, Scene
 
 SEARCH_HIT_CAP = 50_000  # the service returns at most this many results per search
+TIERS = ("T1", "T2", "RT")
 
 
-# -- area -----------------------------------------------------------------------------------
-
-
-def parse_bbox(text: str) -> BaseGeometry:
-    try:
-        west, south, east, north = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UserError(f"--bbox must be W,S,E,N in degrees, got {text!r}") from None
-    if not (-90 <= south < north <= 90) or not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise UserError(f"--bbox {text!r} is not a valid W,S,E,N box (south < north, |lon| <= 180)")
-    if west > east:  # crosses the antimeridian
-        return MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
-    if west == east:
-        raise UserError(f"--bbox {text!r} has no width")
-    return box(west, south, east, north)
-
-
-def _polygons_of(geojson: dict[str, Any]) -> list[BaseGeometry]:
-    kind = geojson.get("type")
-    if kind == "FeatureCollection":
-        return [g for f in geojson.get("features") or [] for g in _polygons_of(f)]
-    if kind == "Feature":
-        return _polygons_of(geojson.get("geometry") or {})
-    if kind == "GeometryCollection":
-        return [g for part in geojson.get("geometries") or [] for g in _polygons_of(part)]
-    if kind in ("Polygon", "MultiPolygon"):
-        return [shape(geojson)]
-    raise UserError(f"area must be made of Polygons or MultiPolygons, found {kind!r}")
-
-
-def load_area(aoi: Path | None = None, bbox: str | None = None, wkt: str | None = None) -> BaseGeometry:
-    """The area of interest from exactly one of a GeoJSON file, a bbox or WKT."""
-    given = [name for name, value in (("--aoi", aoi), ("--bbox", bbox), ("--wkt", wkt)) if value]
-    if len(given) != 1:
-        raise UserError("give exactly one of --aoi FILE, --bbox W,S,E,N or --wkt WKT")
-    if bbox:
-        return parse_bbox(bbox)
-    if wkt:
-        try:
-            geom = shapely_wkt.loads(wkt)
-        except (ShapelyError, ValueError) as exc:
-            raise UserError(f"--wkt is not valid WKT: {exc}") from None
-        polygons = [geom] if geom.geom_type == "Polygon" else list(getattr(geom, "geoms", []))
-        if not polygons or any(p.geom_type != "Polygon" for p in polygons):
-            raise UserError(f"--wkt must be a Polygon or MultiPolygon, got {geom.geom_type}")
-    else:
-        assert aoi is not None
-        try:
-            data = json.loads(Path(aoi).read_text())
-        except FileNotFoundError:
-            raise UserError(f"--aoi {aoi}: no such file") from None
-        except (OSError, ValueError) as exc:
-            raise UserError(f"--aoi {aoi}: not readable GeoJSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"--aoi {aoi}: not a GeoJSON object")
-        try:
-            polygons = _polygons_of(data)
-        except (KeyError, TypeError, ValueError, ShapelyError) as exc:
-            raise UserError(f"--aoi {aoi}: invalid geometry ({exc})") from None
-        if not polygons:
-            raise UserError(f"--aoi {aoi}: contains no polygon")
-    geom = unary_union([split_antimeridian(p) for p in polygons])
-    if geom.is_empty or not geom.is_valid or geom.area == 0:
-        raise UserError("the area is empty or not a valid polygon")
-    minx, miny, maxx, maxy = geom.bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise UserError("the area has coordinates outside lon -180..180, lat -90..90 (is it in EPSG:4326?)")
-    return geom
+# -- M2M filters ---------------------------------------------------------------------------------
 
 
 def spatial_filters(area: BaseGeometry) -> list[dict[str, Any]]:
@@ -107,106 +40,152 @@ def spatial_filters(area: BaseGeometry) -> list[dict[str, Any]]:
     return [{"filterType": "geojson", "geoJson": mapping(unary_union(group))} for group in groups]
 
 
-def load_regions(path: Path) -> list[BaseGeometry]:
-    """Regions for ``--regions``: a CSV of boxes (LL Lat, LL Lon, UR Lat, UR Lon) or GeoJSON polygons."""
-    import csv
+# -- dates and ranges ------------------------------------------------------------------------------
 
-    path = Path(path)
+
+def parse_date(value: Any, field_name: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"--regions {path}: {exc.strerror or exc}") from None
-    if path.suffix.lower() in (".json", ".geojson") or text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise UserError(f"--regions {path}: not valid GeoJSON ({exc})") from None
-        features = data.get("features") if data.get("type") == "FeatureCollection" else [data]
-        regions = [split_antimeridian(unary_union(_polygons_of(f))) for f in features or []]
-    else:
-        rows = list(csv.DictReader(text.splitlines()))
-        columns = {c.strip().lower(): c for c in (rows[0].keys() if rows else [])}
-        needed = ["ll lat", "ll lon", "ur lat", "ur lon"]
-        if not rows or any(c not in columns for c in needed):
-            raise UserError(f"--regions {path}: a CSV needs the columns LL Lat, LL Lon, UR Lat, UR Lon")
-        regions = []
-        for number, row in enumerate(rows, 2):
-            try:
-                south, west, north, east = (float(row[columns[c]]) for c in needed)
-            except (TypeError, ValueError):
-                raise UserError(f"--regions {path}:{number}: not four numbers") from None
-            regions.append(parse_bbox(f"{west},{south},{east},{north}"))
-    if not regions:
-        raise UserError(f"--regions {path}: no region found")
-    return regions
-
-
-# -- dates ------------------------------------------------------------------------------------
-
-
-def parse_date(text: str, option: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(str(value))
     except (TypeError, ValueError):
-        raise UserError(f"{option} must be a date as YYYY-MM-DD, got {text!r}") from None
+        raise InvalidInput(field_name, f"must be a date as YYYY-MM-DD, got {value!r}") from None
 
 
-# -- metadata filters ---------------------------------------------------------------------------
-
-
-def _range(text: str, option: str) -> tuple[int, int]:
+def parse_range(value: Any, field_name: str) -> tuple[int, int]:
+    """``N``, ``"N"``, ``"N-M"`` or ``(N, M)`` as an inclusive integer range."""
     try:
-        low, _, high = text.partition("-")
-        first, second = int(low), int(high or low)
-    except ValueError:
-        raise UserError(f"{option} must be N or N-M, got {text!r}") from None
+        if isinstance(value, (tuple, list)):
+            first, second = (int(v) for v in value)
+        else:
+            low, _, high = str(value).strip().partition("-")
+            first, second = int(low), int(high or low)
+    except (TypeError, ValueError):
+        raise InvalidInput(field_name, f"must be N or N-M, got {value!r}") from None
     if first > second:
-        raise UserError(f"{option} {text!r}: the range is reversed")
+        raise InvalidInput(field_name, f"{value!r}: the range is reversed")
     return first, second
+
+
+def _filter_pairs(filters: Any) -> list[tuple[str, str]]:
+    """``{"Label": value}`` or ``["Label=VALUE", ...]`` as (label, value) pairs."""
+    if not filters:
+        return []
+    if isinstance(filters, Mapping):
+        items = [(str(k), str(v)) for k, v in filters.items()]
+    elif isinstance(filters, str):
+        raise InvalidInput("filters", 'give a mapping {"Label": value} or a list of "Label=VALUE"')
+    else:
+        items = []
+        for entry in filters:
+            label, sep, value = str(entry).partition("=")
+            if not sep:
+                raise InvalidInput("filters", f'must look like "Label=VALUE", got {entry!r}')
+            items.append((label, value))
+    pairs = [(label.strip(), value.strip()) for label, value in items]
+    for label, _ in pairs:
+        if not label:
+            raise InvalidInput("filters", "a filter has an empty label")
+    return pairs
 
 
 @dataclass
 class Selection:
-    """Everything that decides which scenes a search returns."""
+    """Everything that decides which scenes a search returns; validated on construction.
+
+    ``start``/``end`` take ``datetime.date`` or ISO strings. The area is at most one of ``bbox``
+    (``"W,S,E,N"`` or four numbers; ``W > E`` crosses the antimeridian), ``aoi`` (a GeoJSON file,
+    a GeoJSON mapping or a shapely geometry) and ``wkt``. ``path`` and ``row`` take ``N`` or
+    ``"N-M"``; ``filters`` takes any other dataset filter by label: ``{"Label": value}``.
+    """
 
     dataset: str
-    area: BaseGeometry | None
-    start: dt.date
-    end: dt.date
-    cloud_min: float | None = None
+    start: Any
+    end: Any
+    _: KW_ONLY
+    bbox: Any = None
+    aoi: Any = None
+    wkt: str | None = None
     cloud_max: float | None = None
-    satellite: str | None = None
-    path: str | None = None
-    row: str | None = None
+    cloud_min: float | None = None
+    satellite: Any = None
+    path: Any = None
+    row: Any = None
     tier: str | None = None
-    extra_filters: list[str] = field(default_factory=list)  # "Label=VALUE"
+    filters: Any = None
+    area: BaseGeometry | None = field(init=False, repr=False, compare=False)
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise InvalidInput("dataset", "give a dataset alias, e.g. landsat_ot_c2_l2")
+        self.start = parse_date(self.start, "start")
+        self.end = parse_date(self.end, "end")
         if self.start > self.end:
-            raise UserError(f"--start {self.start} is after --end {self.end}")
-        for name, value in (("--cloud-min", self.cloud_min), ("--cloud-max", self.cloud_max)):
-            if value is not None and not 0 <= value <= 100:
-                raise UserError(f"{name} must be between 0 and 100, got {value}")
+            raise InvalidInput("start", f"{self.start} is after end {self.end}")
+        for name in ("cloud_min", "cloud_max"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise InvalidInput(name, f"must be a number, got {value!r}") from None
+            if not 0 <= value <= 100:
+                raise InvalidInput(name, f"must be between 0 and 100, got {value}")
+            setattr(self, name, value)
         if self.cloud_min is not None and self.cloud_max is not None and self.cloud_min > self.cloud_max:
-            raise UserError("--cloud-min is larger than --cloud-max")
+            raise InvalidInput("cloud_min", "is larger than cloud_max")
+        if self.satellite is not None:
+            self.satellite = str(self.satellite).strip()
+        for name in ("path", "row"):
+            value = getattr(self, name)
+            if value is not None:
+                first, second = parse_range(value, name)
+                setattr(self, name, str(first) if first == second else f"{first}-{second}")
+        if self.tier is not None and self.tier not in TIERS:
+            raise InvalidInput("tier", f"must be one of {', '.join(TIERS)}, got {self.tier!r}")
+        self.filters = _filter_pairs(self.filters)
+        has_area = any(v is not None for v in (self.bbox, self.aoi, self.wkt))
+        self.area = load_area(self.aoi, self.bbox, self.wkt) if has_area else None
+
+    def with_area(self, area: BaseGeometry) -> Selection:
+        """The same selection over another area (one region of a multi-region harvest)."""
+        other = copy.copy(self)
+        other.area = area
+        return other
 
     def wanted_filters(self) -> list[tuple[str, str, str]]:
-        """(label, value, option) triples, by label as the service names them."""
+        """(label, value, field) triples, by label as the service names them."""
         wanted = []
         if self.satellite:
-            wanted.append(("Satellite", self.satellite, "--satellite"))
+            wanted.append(("Satellite", self.satellite, "satellite"))
         if self.path:
-            wanted.append(("WRS Path", self.path, "--path"))
+            wanted.append(("WRS Path", self.path, "path"))
         if self.row:
-            wanted.append(("WRS Row", self.row, "--row"))
+            wanted.append(("WRS Row", self.row, "row"))
         if self.tier:
-            wanted.append(("Collection Category", self.tier, "--tier"))
-        for item in self.extra_filters:
-            label, sep, value = item.partition("=")
-            if not sep or not label.strip():
-                raise UserError(f'--filter must look like "Label=VALUE", got {item!r}')
-            wanted.append((label.strip(), value.strip(), "--filter"))
+            wanted.append(("Collection Category", self.tier, "tier"))
+        wanted += [(label, value, "filters") for label, value in self.filters]
         return wanted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "area": mapping(self.area) if self.area is not None else None,
+            **{
+                name: getattr(self, name)
+                for name in ("cloud_min", "cloud_max", "satellite", "path", "row", "tier")
+                if getattr(self, name) is not None
+            },
+            "filters": dict(self.filters),
+        }
+
+
+# -- M2M filters ---------------------------------------------------------------------------
 
 
 def metadata_filter(
@@ -215,13 +194,13 @@ def metadata_filter(
     """An M2M ``metadataFilter`` for the wanted (label, value) pairs, resolved by label."""
     by_label = {f.label.lower(): f for f in available}
     children = []
-    for label, value, option in wanted:
+    for label, value, field_name in wanted:
         spec = by_label.get(label.lower())
         if spec is None:
             names = ", ".join(sorted(f.label for f in available))
-            raise UserError(f"{option}: the dataset has no filter {label!r}; valid labels: {names}")
+            raise InvalidInput(field_name, f"the dataset has no filter {label!r}; valid labels: {names}")
         if spec.kind == "Range":
-            first, second = _range(value, option)
+            first, second = parse_range(value, field_name)
             children.append(
                 {
                     "filterType": "between",
@@ -236,7 +215,9 @@ def metadata_filter(
             key = keys.get(value.lower())
             if key is None:
                 valid = ", ".join(spec.values)
-                raise UserError(f"{option}: {value!r} is not a valid {spec.label}; valid values: {valid}")
+                raise InvalidInput(
+                    field_name, f"{value!r} is not a valid {spec.label}; valid values: {valid}"
+                )
             children.append({"filterType": "value", "filterId": spec.filter_id, "value": key, "operand": "="})
         else:
             children.append(
@@ -249,7 +230,6 @@ def metadata_filter(
 
 def scene_filters(selection: Selection, filters: list[DatasetFilter]) -> list[dict[str, Any]]:
     """The M2M ``sceneFilter`` objects to search with (one per antimeridian side)."""
-    selection.check()
     base: dict[str, Any] = {
         "acquisitionFilter": {"start": selection.start.isoformat(), "end": selection.end.isoformat()}
     }
@@ -290,7 +270,7 @@ def search(
     try:
         filters = client.dataset_filters(selection.dataset)
     except InputError as exc:
-        raise UserError(f"--dataset {selection.dataset}: {exc.message}") from None
+        raise InvalidInput("dataset", f"{selection.dataset}: {exc.message}") from None
     found: dict[str, Scene] = {}
     for scene_filter in scene_filters(selection, filters):
         for scene in _search_split(client, selection.dataset, scene_filter, selection, on_page):
@@ -307,7 +287,7 @@ def _search_split(client, dataset, scene_filter, selection, on_page) -> Iterator
     acquisition = scene_filter["acquisitionFilter"]
     first = client.scene_search(dataset, scene_filter)  # also tells totalHits: paging continues from it
     start, end = dt.date.fromisoformat(acquisition["start"]), dt.date.fromisoformat(acquisition["end"])
-    if first.total_hits > SEARCH_HIT_CAP and start < end:
+    if first.total_hits >= SEARCH_HIT_CAP and start < end:  # the count itself may be capped at the cap
         middle = start + (end - start) // 2
         for lo, hi in ((start, middle), (middle + dt.timedelta(days=1), end)):
             narrowed = {**scene_filter, "acquisitionFilter": {"start": lo.isoformat(), "end": hi.isoformat()}}

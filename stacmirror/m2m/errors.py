@@ -9,8 +9,10 @@ the client maps codes onto a small hierarchy that callers can act on: re-login
 
 from __future__ import annotations
 
+from ..errors import AccessDenied, CredentialsMissing, ServiceError
 
-class M2MError(Exception):
+
+class M2MError(ServiceError):
     """A failure reported by (or while talking to) the M2M service."""
 
     def __init__(self, code: str | None, message: str | None, *, endpoint: str | None = None):
@@ -29,13 +31,8 @@ class AuthExpiredError(AuthError):
     """The API key expired or is unknown; one fresh login may fix it."""
 
 
-class AccessDeniedError(AuthError):
+class AccessDeniedError(AuthError, AccessDenied):
     """The account lacks the MACHINE role needed for this endpoint."""
-
-    HINT = (
-        "your ERS account has no M2M download access: request the 'MACHINE' role at "
-        "https://ers.cr.usgs.gov/profile/access (approval takes a few days)"
-    )
 
 
 class ThrottleError(M2MError):
@@ -54,7 +51,7 @@ class ServerError(M2MError):
     """A server-side or transport failure that may pass (5xx, non-JSON, resets)."""
 
 
-class CredentialsError(Exception):
+class CredentialsError(CredentialsMissing):
     """No usable credentials were found; the message says how to provide them."""
 
 

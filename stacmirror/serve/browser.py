@@ -22,6 +22,8 @@ from typing import Any
 
 from rasterio.crs import CRS
 
+from ..layout import Mirror
+
 VERSION = "4.0.1"
 PACKAGE = f"@radiantearth/stac-browser@{VERSION}"
 MANIFESTS = Path(__file__).resolve().parent / "stac-browser"
@@ -93,21 +95,20 @@ def build(log: Any = lambda message: None) -> Path:
 
 
 def crs_definitions(out: Path) -> dict[str, str]:
-    """WKT of every CRS the catalog uses, so STAC Browser's map needs no network for them."""
+    """WKT of every CRS the catalog uses, so STAC Browser's map needs no network for them.
+
+    Read from the collections' ``proj:code`` summaries, which the catalog step writes.
+    """
+    mirror = Mirror(out)
     codes: set[str] = set()
-    state = out / ".stacmirror" / "catalog-state.json"
-    if state.exists():
-        for entry in json.loads(state.read_text()).get("scenes", {}).values():
-            code = entry.get("summary", {}).get("proj:code")
-            if code:
-                codes.add(code)
-    for collection in out.glob("crops/*/collection.json"):
+    for collection in [*mirror.scene_collections(), *mirror.crop_collections()]:
         codes.update(json.loads(collection.read_text()).get("summaries", {}).get("proj:code", []))
     return {code: CRS.from_string(code).to_wkt(version="WKT1_GDAL") for code in sorted(codes)}
 
 
 def config_js(out: Path, base_url: str) -> str:
-    root = json.loads((out / "catalog.json").read_text()) if (out / "catalog.json").exists() else {}
+    catalog = Mirror(out).catalog_path
+    root = json.loads(catalog.read_text()) if catalog.exists() else {}
     config = {
         "catalogUrl": f"{base_url}/catalog/catalog.json",
         "catalogTitle": root.get("title", "stacmirror"),

@@ -18,6 +18,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from ..fileio import write_bytes_atomic
+from ..layout import Mirror
 
 STYLES = {
     "scene": ("#1f77b4", 0.12),
@@ -149,11 +150,10 @@ def write_map(path: Path, features: Iterable[dict[str, Any]], title: str) -> Non
 def mirror_features(out: Path) -> list[dict[str, Any]]:
     """Items of the mirror's collections and the crop rectangles."""
     found = []
-    for collection_file in sorted(
-        [*out.glob("landsat_*/collection.json"), *out.glob("crops/*/collection.json")]
-    ):
+    mirror = Mirror(out)
+    for collection_file in [*mirror.scene_collections(), *mirror.crop_collections()]:
         collection = json.loads(collection_file.read_text())
-        is_crop = collection_file.parent.parent.name == "crops"
+        is_crop = mirror.is_crop_collection(collection_file)
         if is_crop:
             geometry = None
             for link in collection.get("links", []):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from .layout import STATE_DIR
+from .errors import MirrorBusy
+from .layout import Mirror
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,19 +55,22 @@ class FileRecord:
 class Ledger:
     """Thread-safe access to ``OUT/.stacmirror/ledger.sqlite``."""
 
-    def __init__(self, out: Path):
-        self.out = Path(out)
-        state = self.out / STATE_DIR
-        state.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(state / "ledger.sqlite", check_same_thread=False, isolation_level=None)
+    def __init__(self, mirror: Mirror | Path):
+        self.mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+        self.out = self.mirror.root
+        self.mirror.state_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            self.mirror.ledger_path, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
     @classmethod
-    def open_existing(cls, out: Path) -> Ledger | None:
-        return cls(out) if (Path(out) / STATE_DIR / "ledger.sqlite").exists() else None
+    def open_existing(cls, mirror: Mirror | Path) -> Ledger | None:
+        mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+        return cls(mirror) if mirror.ledger_path.exists() else None
 
     def close(self) -> None:
         self._db.close()
@@ -175,8 +178,9 @@ class Ledger:
 class MirrorLock:
     """An exclusive lock on a mirror; the OS drops it when the holder dies (even by kill -9)."""
 
-    def __init__(self, out: Path):
-        self.path = Path(out) / STATE_DIR / "lock"
+    def __init__(self, mirror: Mirror | Path):
+        self.mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+        self.path = self.mirror.lock_path
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -186,8 +190,8 @@ class MirrorLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UserError(
-                f"another harvest is running into {self.path.parent.parent}; wait for it to finish"
+            raise MirrorBusy(
+                f"another harvest is running into {self.mirror.root}; wait for it to finish"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

@@ -1,0 +1,248 @@
+"""The public API: one function per stage, each with explicit parameters, returning a result.
+
+Every long operation takes ``on_event`` (see :mod:`stacmirror.events`); nothing here prints.
+Bad input raises :class:`stacmirror.errors.InvalidInput` before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import events as ev
+from .area import load_area, load_regions
+from .errors import InvalidInput, NotACatalog
+from .harvest.options import HarvestResult
+from .harvest.selection import Selection
+from .layout import Mirror
+from .m2m import Credentials, M2MClient
+
+__all__ = [
+    "CropResult",
+    "build_catalog",
+    "connect",
+    "crop",
+    "find_stacks",
+    "harvest",
+    "validate",
+]
+
+
+@contextmanager
+def connect(
+    service_url: str | None = None,
+    credentials: Credentials | None = None,
+    *,
+    on_event: ev.EventHandler | None = None,
+) -> Iterator[M2MClient]:
+    """A logged-in M2M client, logged out on exit.
+
+    Credentials resolve as the CLI resolves them: the environment (``M2M_USERNAME`` and
+    ``M2M_TOKEN``), then ``~/.config/stacmirror/credentials.ini``, then a prompt on a terminal.
+    With no ``service_url`` (nor ``M2M_SERVICE_URL``) and no credentials anywhere, the built-in
+    emulator is started on loopback, and a :class:`~stacmirror.events.Note` says so.
+    """
+    from .connect import open_client
+
+    with open_client(service_url, credentials=credentials, on_event=on_event) as client:
+        yield client
+
+
+def harvest(
+    out: str | Path,
+    selection: Selection,
+    *,
+    client: M2MClient | None = None,
+    service_url: str | None = None,
+    mode: str | None = None,
+    bands: str | Sequence[str] = (),
+    file_groups: str | Sequence[str] = (),
+    max_scenes: int | None = None,
+    regions: Any = None,
+    per_region: int | None = None,
+    workers: int = 4,
+    dry_run: bool = False,
+    browse: bool = True,
+    catalog: bool = True,
+    keep_tar: bool = False,
+    poll_interval: float = 30.0,
+    poll_timeout: float = 3600.0,
+    on_event: ev.EventHandler | None = None,
+    command: str = "harvest (Python API)",
+) -> HarvestResult:
+    """Search M2M and mirror the scenes into ``out``, then (unless ``catalog=False``) catalogue them.
+
+    ``mode`` is ``"bands"`` (default when ``bands`` is given), ``"bundle"`` or ``"band-group"``.
+    ``regions`` (a CSV or GeoJSON file, a GeoJSON mapping, or shapely geometries) are searched one
+    by one instead of the selection's area. With ``client=None`` a client is opened with
+    :func:`connect` (to ``service_url``) and closed afterwards. Raises InvalidInput, AccessDenied
+    or MirrorBusy before anything is written; files that did not arrive are listed in the result.
+    """
+    import time
+
+    from .harvest.options import HarvestOptions
+    from .harvest.run import Harvest
+    from .ledger import MirrorLock
+
+    started = time.monotonic()
+    options = HarvestOptions(
+        out=Path(out),
+        selection=selection,
+        mode=mode,
+        bands=bands,  # type: ignore[arg-type]
+        file_groups=file_groups,  # type: ignore[arg-type]
+        keep_tar=keep_tar,
+        max_scenes=max_scenes,
+        regions=load_regions(regions) if regions is not None else None,
+        per_region=per_region,
+        workers=workers,
+        poll_interval=poll_interval,
+        poll_timeout=poll_timeout,
+        dry_run=dry_run,
+        browse=browse,
+        command=command,
+    )
+    MirrorLock(Mirror(options.out)).check_free()
+    if client is None:
+        with connect(service_url, on_event=on_event) as own:
+            result = Harvest(own, options, on_event).run()
+            result.api_calls = dict(own.calls)
+    else:
+        before = dict(client.calls)
+        result = Harvest(client, options, on_event).run()
+        result.api_calls = {k: v - before.get(k, 0) for k, v in client.calls.items() if v - before.get(k, 0)}
+    if catalog and not dry_run and result.files_downloaded + result.files_skipped:
+        result.catalog = build_catalog(out, on_event=on_event)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def build_catalog(out: str | Path, *, force: bool = False, on_event: ev.EventHandler | None = None):
+    """Build or update ``out/catalog.json`` from the files on disk and the ledger (no network).
+
+    Returns a :class:`~stacmirror.catalog.build.CatalogResult`.
+    """
+    from .catalog.build import build_catalog as build
+
+    root = Path(out)
+    if not root.is_dir():
+        raise InvalidInput("out", f"{root} is not a folder")
+    return build(root, force=force, on_event=on_event)
+
+
+def validate(out: str | Path, *, schemas: str | Path | None = None):
+    """Validate the catalog: STAC core, every declared extension, Landsat field formats.
+
+    Extension schemas come from ``schemas`` (a local folder) when given, else from the user cache,
+    where a schema that is not cached yet is fetched once. Returns a
+    :class:`~stacmirror.catalog.validate.ValidationReport` with ``.ok`` and ``.problems``;
+    raises :class:`~stacmirror.errors.SchemaUnavailable` when a schema cannot be had.
+    """
+    from .catalog.validate import validate_catalog
+
+    root = Path(out)
+    if not root.is_dir():
+        raise InvalidInput("out", f"{root} is not a folder")
+    return validate_catalog(root, Path(schemas) if schemas is not None else None)
+
+
+def find_stacks(
+    out: str | Path,
+    *,
+    collection: str | None = None,
+    min_scenes: int = 2,
+    aoi: Any = None,
+    max_cloud: float | None = None,
+    group_by: str = "path-row",
+    on_event: ev.EventHandler | None = None,
+):
+    """Stacks of overlapping scenes with their largest common rectangle (a list of ``Stack``).
+
+    ``aoi`` is a GeoJSON file, mapping or shapely geometry in lon/lat; notes (CRS zones, scenes
+    left out) arrive as :class:`~stacmirror.events.Note` events.
+    """
+    from .crop.stacks import GROUP_BY
+    from .crop.stacks import find_stacks as find
+
+    mirror = Mirror(Path(out))
+    if not mirror.catalog_path.exists():
+        raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: build_catalog)")
+    if group_by not in GROUP_BY:
+        raise InvalidInput("group_by", f"must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
+    if not isinstance(min_scenes, int) or min_scenes < 1:
+        raise InvalidInput("min_scenes", f"must be a whole number >= 1, got {min_scenes!r}")
+    if max_cloud is not None and not 0 <= max_cloud <= 100:
+        raise InvalidInput("max_cloud", f"must be between 0 and 100, got {max_cloud}")
+    area = load_area(aoi=aoi) if aoi is not None else None
+    stacks, notes = find(
+        mirror, collection=collection, min_scenes=min_scenes, aoi=area, max_cloud=max_cloud, group_by=group_by
+    )
+    emit = ev.emitter(on_event)
+    for note in notes:
+        emit(ev.Note(note))
+    return stacks
+
+
+@dataclass
+class CropResult:
+    """What a crop did per stack, and the catalog update after it; ``to_dict()`` is ``crop --json``."""
+
+    stacks: list[Any] = field(default_factory=list)  # StackCropResult
+    catalog: Any = None
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{s.stack_id}: {e}" for s in self.stacks for e in s.errors]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stacks": [s.to_dict() for s in self.stacks],
+            "catalog": self.catalog.to_dict() if self.catalog is not None else None,
+        }
+
+
+def crop(
+    out: str | Path,
+    stacks: Iterable[Any],
+    *,
+    assets: str | Sequence[str] | None = None,
+    workers: int | None = None,
+    on_event: ev.EventHandler | None = None,
+) -> CropResult:
+    """Crop every scene of each stack to its rectangle, pixel-exactly, then bring the catalog up to
+    date so the crop collections are linked from the root. ``assets`` limits the raster assets
+    cropped; an unknown name raises InvalidInput before anything is written.
+    """
+    from .crop.crop import crop_stack, raster_asset_keys
+
+    mirror = Mirror(Path(out))
+    stacks = list(stacks)
+    wanted: set[str] | None = None
+    if assets is not None:
+        names = assets.split(",") if isinstance(assets, str) else list(assets)
+        wanted = {a.strip() for a in names if a.strip()}
+        if not wanted:
+            raise InvalidInput("assets", "is empty")
+        known = raster_asset_keys(stacks)
+        unknown = wanted - known
+        if unknown:
+            raise InvalidInput(
+                "assets", f"no raster asset {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+            )
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise InvalidInput("workers", f"must be a whole number >= 1, got {workers!r}")
+    emit = ev.emitter(on_event)
+    result = CropResult()
+    for stack in stacks:
+        done = crop_stack(mirror, stack, assets=wanted, workers=workers or 2)
+        result.stacks.append(done)
+        emit(ev.StackCropped(done.stack_id, done.cropped, done.files, done.skipped, len(done.errors)))
+    result.catalog = build_catalog(mirror.root, on_event=on_event)
+    return result

@@ -1,0 +1,93 @@
+"""``stacmirror emulator``: the offline M2M emulator, for trying and testing without USGS."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InvalidInput
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=0, show_default=True, help="Port (0 picks a free one).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Cache folder for generated files.")
+@click.option("--scenes", default=36, show_default=True, help="Number of synthetic acquisitions.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic archive.")
+@click.option("--full-size", is_flag=True, help="Full-size scenes (~7000 x 7000 px) for benchmarks.")
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    metavar="NAME:TOKEN[:nomachine]",
+    help="Accepted credentials (default demo:demo-token); ':nomachine' denies downloads.",
+)
+@click.option("--cut-every", type=int, default=0, help="Cut every Nth file transfer mid-body.")
+@click.option("--api-5xx-every", type=int, default=0, help="Every Nth API call: HTTP 503 HTML page.")
+@click.option("--api-html-every", type=int, default=0, help="Every Nth API call: HTTP 200 HTML page.")
+@click.option("--file-5xx-every", type=int, default=0, help="Every Nth file transfer: HTTP 502.")
+@click.option("--file-html-every", type=int, default=0, help="Every Nth file transfer: HTML error body.")
+@click.option("--expire-key-after", type=int, default=0, help="API keys expire after N calls.")
+@click.option("--preparing-polls", type=int, default=0, help="Downloads stay preparing for N polls.")
+@click.option("--never-ready-every", type=int, default=0, help="Every Nth download never becomes ready.")
+@click.option("--url-ttl", type=float, default=86400.0, help="Signed URL lifetime in seconds (then 403).")
+@click.option("--throttle-bps", type=int, default=0, help="Cap each file transfer at N bytes/s.")
+@click.option("--api-latency", type=float, default=0.0, help="Seconds each API call takes.")
+def emulator(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    scenes: int,
+    seed: int,
+    full_size: bool,
+    users: tuple[str, ...],
+    **faults: Any,
+) -> None:
+    """Run the offline M2M emulator (API + file hosts) until interrupted."""
+    from ..connect import emulator_cache
+    from ..emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
+
+    accounts: dict[str, tuple[str, bool]] = {}
+    for entry in users or (f"{DEMO_USERNAME}:{DEMO_TOKEN}",):
+        name, sep, rest = entry.partition(":")
+        token, _, role = rest.partition(":")
+        if not sep or not name or not token or role not in ("", "nomachine"):
+            raise InvalidInput("user", f"must be NAME:TOKEN or NAME:TOKEN:nomachine, got {name!r}:...")
+        accounts[name] = (token, role != "nomachine")
+    fault_config = Faults(
+        file_cut_every=faults["cut_every"],
+        api_5xx_every=faults["api_5xx_every"],
+        api_html_every=faults["api_html_every"],
+        file_5xx_every=faults["file_5xx_every"],
+        file_html_every=faults["file_html_every"],
+        expire_key_after=faults["expire_key_after"],
+        preparing_polls=faults["preparing_polls"],
+        never_ready_every=faults["never_ready_every"],
+        url_ttl=faults["url_ttl"],
+        throttle_bps=faults["throttle_bps"],
+        api_latency=faults["api_latency"],
+    )
+    emu = Emulator(
+        data_dir or emulator_cache(),
+        scenes=scenes,
+        seed=seed,
+        full_size=full_size,
+        faults=fault_config,
+        users=accounts,
+        host=host,
+        port=port,
+    )
+    click.echo(f"M2M emulator serving {emu.service_url} (users: {', '.join(accounts)})", err=False)
+    sys.stdout.flush()
+    try:
+        emu.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+
+
+COMMANDS = [emulator]

@@ -1,0 +1,130 @@
+"""Options shared by several commands, and how library parameter names map to flags."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+# InvalidInput.field -> the flag a user typed; anything else is "--" + field with "-" for "_".
+FLAGS = {
+    "area": "area (--aoi, --bbox or --wkt)",
+    "filters": "--filter",
+    "out": "OUT",
+    "selection": "selection",
+    "schemas": "--schemas",
+}
+
+
+def flag_for(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+service_option = click.option(
+    "--service-url",
+    envvar="M2M_SERVICE_URL",
+    help="M2M service root (default: the USGS stable endpoint; env M2M_SERVICE_URL).",
+)
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON on stdout (progress as JSON lines on stderr).",
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+
+
+def apply(options: list[Callable[..., Any]], func: Callable[..., Any]) -> Callable[..., Any]:
+    return functools.reduce(lambda f, option: option(f), reversed(options), func)
+
+
+def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose scenes, shared by search and harvest."""
+    return apply(
+        [
+            click.option("--dataset", required=True, help="Dataset alias, e.g. landsat_ot_c2_l2."),
+            click.option("--aoi", type=click.Path(path_type=Path), help="Area: GeoJSON file of polygons."),
+            click.option("--bbox", help="Area: W,S,E,N in degrees (W > E crosses the antimeridian)."),
+            click.option("--wkt", help="Area: a WKT Polygon or MultiPolygon in lon/lat."),
+            click.option("--start", required=True, help="First acquisition date, YYYY-MM-DD."),
+            click.option("--end", required=True, help="Last acquisition date, YYYY-MM-DD (inclusive)."),
+            click.option("--cloud-max", type=float, help="Maximum scene cloud cover, percent."),
+            click.option("--cloud-min", type=float, help="Minimum scene cloud cover, percent."),
+            click.option("--satellite", type=click.Choice(["8", "9"]), help="Landsat 8 or 9 only."),
+            click.option("--path", "wrs_path", help="WRS path or range P-P."),
+            click.option("--row", "wrs_row", help="WRS row or range R-R."),
+            click.option("--tier", type=click.Choice(["T1", "T2", "RT"]), help="Collection category."),
+            click.option(
+                "--filter",
+                "extra_filters",
+                multiple=True,
+                help='Any dataset filter by label, "Label=VALUE" (see: stacmirror filters DATASET).',
+            ),
+            click.option(
+                "--max-scenes", type=click.IntRange(min=1), help="Keep at most N scenes (newest first)."
+            ),
+            service_option,
+        ],
+        func,
+    )
+
+
+def build_selection(kwargs: dict[str, Any]):
+    from ..harvest.selection import Selection
+
+    return Selection(
+        kwargs["dataset"],
+        kwargs["start"],
+        kwargs["end"],
+        aoi=kwargs.get("aoi"),
+        bbox=kwargs.get("bbox"),
+        wkt=kwargs.get("wkt"),
+        cloud_min=kwargs.get("cloud_min"),
+        cloud_max=kwargs.get("cloud_max"),
+        satellite=kwargs.get("satellite"),
+        path=kwargs.get("wrs_path"),
+        row=kwargs.get("wrs_row"),
+        tier=kwargs.get("tier"),
+        filters=list(kwargs.get("extra_filters") or ()),
+    )
+
+
+def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Which stacks: shared by `stacks` and `crop`."""
+    return apply(
+        [
+            click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+            click.option("--collection", help="Only this collection (dataset alias)."),
+            click.option(
+                "--min-scenes",
+                type=click.IntRange(min=1),
+                default=2,
+                show_default=True,
+                help="Smallest stack worth cropping.",
+            ),
+            click.option(
+                "--aoi", type=click.Path(path_type=Path), help="Also keep the rectangle inside this area."
+            ),
+            click.option(
+                "--max-cloud", type=click.FloatRange(0, 100), help="Leave out scenes cloudier than this."
+            ),
+            click.option(
+                "--group-by",
+                type=click.Choice(["path-row", "overlap"]),
+                default="path-row",
+                show_default=True,
+                help="Stack by WRS path/row, or by footprint overlap.",
+            ),
+            click.option(
+                "--geojson",
+                "geojson_out",
+                type=click.Path(path_type=Path),
+                help="Write the stacks' rectangles as a GeoJSON FeatureCollection.",
+            ),
+            json_option,
+        ],
+        func,
+    )

@@ -1,0 +1,86 @@
+"""``stacmirror serve`` and ``stacmirror map``: looking at a mirror."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InvalidInput, NotACatalog
+from ..layout import Mirror
+
+
+@click.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free)."
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; only change it to share the mirror on a network.",
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default web browser.")
+@click.option("--no-build", is_flag=True, help="Do not build STAC Browser now if it is not built yet.")
+def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool) -> None:
+    """Serve STAC Browser, the catalog and its assets from one local origin.
+
+    STAC Browser 4.0.1 is built once, on first use, with Node.js and npm into
+    ~/.cache/stacmirror (a few minutes). The URL is the first line printed.
+    """
+    from ..serve.browser import BrowserUnavailable, build, built
+    from ..serve.server import ServeServer
+
+    if not Mirror(out).catalog_path.exists():
+        raise NotACatalog(f"{out} has no catalog.json (run: stacmirror catalog {out})")
+    browser = built()
+    if browser is None and not no_build:
+        click.echo("stacmirror: building STAC Browser once (a few minutes) ...", err=True)
+        try:
+            browser = build(log=lambda message: click.echo(f"  {message}", err=True))
+        except BrowserUnavailable as exc:
+            click.echo(f"stacmirror: STAC Browser unavailable, serving the catalog only: {exc}", err=True)
+    try:
+        server = ServeServer(out, browser, host, port)
+    except OSError as exc:
+        raise InvalidInput("port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"{server.base_url}/")
+    click.echo(f"catalog: {server.base_url}/catalog/catalog.json (Ctrl-C stops)", err=True)
+    sys.stdout.flush()
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(f"{server.base_url}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@click.command(name="map")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the page (default: OUT/map.html).",
+)
+@click.option("--aoi", type=click.Path(path_type=Path), help="Also draw this area (GeoJSON).")
+def map_command(out: Path, html_out: Path | None, aoi: Path | None) -> None:
+    """Write a self-contained HTML map of the mirror's items and crop rectangles (opens offline)."""
+    from ..area import load_area
+    from ..serve.maps import feature, mirror_features, write_map
+
+    features = mirror_features(out)
+    if aoi:
+        features.append(feature(load_area(aoi=aoi), "aoi", str(aoi)))
+    target = html_out or out / "map.html"
+    write_map(target, features, f"stacmirror: {out.resolve().name}")
+    click.echo(str(target))
+
+
+COMMANDS = [serve, map_command]

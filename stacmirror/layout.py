@@ -1,0 +1,126 @@
+"""Where everything lives in a mirror. The only module that builds these paths; keep it stable.
+
+::
+
+    OUT/catalog.json
+    OUT/<dataset>/collection.json
+    OUT/<dataset>/<PPP>/<RRR>/<displayId>/<original file names>
+    OUT/<dataset>/<PPP>/<RRR>/<displayId>/<displayId>.json      the scene's STAC Item
+    OUT/crops/<stack id>/collection.json                          one collection per cropped stack
+    OUT/crops/<stack id>/<item id>/<item id>.json
+    OUT/.stacmirror/ledger.sqlite                                 what was asked, found, fetched, verified
+    OUT/.stacmirror/catalog-state.json                            what each Item was built from
+    OUT/.stacmirror/lock                                          held while a harvest runs
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .landsat import ProductId
+
+STATE_DIR = ".stacmirror"
+CROPS_DIR = "crops"
+DATASET_DIR = re.compile(r"^landsat_[a-z]+_c2_l[12]$")
+
+
+def partial_path(target: Path) -> Path:
+    """Where a download streams before it is verified: hidden, beside its target."""
+    return target.with_name(f".{target.name}.part")
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    """Visible sub-folders, sorted (hidden ones hold partial or private state)."""
+    with os.scandir(folder) as entries:
+        return sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A mirror folder and the names of everything in it."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- the catalog ------------------------------------------------------------------------------
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.json"
+
+    def collection_path(self, dataset: str) -> Path:
+        return self.root / dataset / "collection.json"
+
+    def scene_dir(self, dataset: str, display_id: str) -> Path:
+        pid = ProductId.parse(display_id)
+        return self.root / dataset / f"{pid.path:03d}" / f"{pid.row:03d}" / display_id
+
+    @staticmethod
+    def item_path(scene_folder: Path) -> Path:
+        return scene_folder / f"{scene_folder.name}.json"
+
+    @staticmethod
+    def browse_stem(display_id: str) -> str:
+        """The browse image's name without its extension (which the bytes decide)."""
+        return f"{display_id}_browse"
+
+    def dataset_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in _subdirs(self.root) if DATASET_DIR.match(p.name)]
+
+    def scene_folders(self) -> Iterator[tuple[str, Path]]:
+        """(dataset, folder) for every folder at ``OUT/<dataset>/<PPP>/<RRR>/<name>``."""
+        for dataset_dir in self.dataset_dirs():
+            for path_dir in _subdirs(dataset_dir):
+                for row_dir in _subdirs(path_dir):
+                    for folder in _subdirs(row_dir):
+                        yield dataset_dir.name, folder
+
+    def scene_collections(self) -> list[Path]:
+        return [d / "collection.json" for d in self.dataset_dirs() if (d / "collection.json").exists()]
+
+    # -- crops ------------------------------------------------------------------------------------
+
+    @property
+    def crops_dir(self) -> Path:
+        return self.root / CROPS_DIR
+
+    def crop_dir(self, stack_id: str) -> Path:
+        return self.crops_dir / stack_id
+
+    def crop_collections(self) -> list[Path]:
+        if not self.crops_dir.is_dir():
+            return []
+        return [d / "collection.json" for d in _subdirs(self.crops_dir) if (d / "collection.json").exists()]
+
+    def is_crop_collection(self, collection_file: Path) -> bool:
+        return collection_file.parent.parent == self.crops_dir
+
+    # -- private state ----------------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "lock"
+
+    @property
+    def catalog_state_path(self) -> Path:
+        return self.state_dir / "catalog-state.json"
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the mirror root, as the ledger and the catalog state key it."""
+        return str(Path(path).relative_to(self.root))

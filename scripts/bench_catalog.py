@@ -26,9 +26,9 @@ from benchtools import tool_python
 
 from stacmirror.catalog.build import build_catalog
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
-from stacmirror.harvest.options import HarvestOptions
-from stacmirror.harvest.run import Harvest
-from stacmirror.harvest.selection import Selection
+from stacmirror.harvester.options import HarvestOptions
+from stacmirror.harvester.run import Harvest
+from stacmirror.harvester.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
 STACTOOLS_RUN = """

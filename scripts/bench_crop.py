@@ -34,12 +34,12 @@ from benchtools import tool_python
 from rasterio.windows import Window
 
 from stacmirror.catalog.build import build_catalog
-from stacmirror.crop.crop import crop_stack
-from stacmirror.crop.stacks import _valid_rows, find_stacks
+from stacmirror.cropper.crop import crop_stack
+from stacmirror.cropper.stacks import _valid_rows, find_stacks
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
-from stacmirror.harvest.options import HarvestOptions
-from stacmirror.harvest.run import Harvest
-from stacmirror.harvest.selection import Selection
+from stacmirror.harvester.options import HarvestOptions
+from stacmirror.harvester.run import Harvest
+from stacmirror.harvester.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
 ASSETS = ("red", "nir08", "qa_pixel")

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
-from stacmirror.harvest.progress import Reporter
-from stacmirror.harvest.run import Harvest, HarvestOptions
-from stacmirror.harvest.selection import Selection
+from stacmirror.harvester.options import HarvestOptions
+from stacmirror.harvester.run import Harvest
+from stacmirror.harvester.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, Secret
 
 DATASET = "landsat_ot_c2_l2"
@@ -174,7 +174,7 @@ def bench_calls(data: Path) -> None:
             for bands in (["red"], TEN_BANDS):
                 with tempfile.TemporaryDirectory() as tmp, M2MClient(CREDENTIALS, emu.service_url) as api:
                     selection = Selection(
-                        dataset=DATASET, area=None, start=dt.date(2000, 1, 1), end=dt.date(2030, 1, 1)
+                        DATASET, dt.date(2000, 1, 1), dt.date(2030, 1, 1), bbox="-180,-85,180,85"
                     )
                     options = HarvestOptions(
                         out=Path(tmp),
@@ -185,7 +185,7 @@ def bench_calls(data: Path) -> None:
                         poll_interval=0.2,
                         browse=False,
                     )
-                    Harvest(api, options, Reporter(quiet=True)).run()
+                    Harvest(api, options).run()
                     calls = dict(sorted(api.calls.items()))
                 print(f"  {scenes:6d} {len(bands):6d} {sum(calls.values()):6d}  {calls}")
 

@@ -32,8 +32,8 @@ from .errors import (
     ServiceError,
     StacmirrorError,
 )
-from .harvest.options import HarvestResult
-from .harvest.selection import Selection
+from .harvester.options import HarvestResult
+from .harvester.selection import Selection
 from .layout import Mirror
 
 __version__ = "0.1.0"

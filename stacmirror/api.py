@@ -15,8 +15,8 @@ from typing import Any
 from . import events as ev
 from .area import load_area, load_regions
 from .errors import InvalidInput, NotACatalog
-from .harvest.options import HarvestResult
-from .harvest.selection import Selection
+from .harvester.options import HarvestResult
+from .harvester.selection import Selection
 from .layout import Mirror
 from .m2m import Credentials, M2MClient
 
@@ -45,7 +45,7 @@ def connect(
     With no ``service_url`` (nor ``M2M_SERVICE_URL``) and no credentials anywhere, the built-in
     emulator is started on loopback, and a :class:`~stacmirror.events.Note` says so.
     """
-    from .connect import open_client
+    from .service import open_client
 
     with open_client(service_url, credentials=credentials, on_event=on_event) as client:
         yield client
@@ -83,8 +83,8 @@ def harvest(
     """
     import time
 
-    from .harvest.options import HarvestOptions
-    from .harvest.run import Harvest
+    from .harvester.options import HarvestOptions
+    from .harvester.run import Harvest
     from .ledger import MirrorLock
 
     started = time.monotonic()
@@ -164,8 +164,8 @@ def find_stacks(
     ``aoi`` is a GeoJSON file, mapping or shapely geometry in lon/lat; notes (CRS zones, scenes
     left out) arrive as :class:`~stacmirror.events.Note` events.
     """
-    from .crop.stacks import GROUP_BY
-    from .crop.stacks import find_stacks as find
+    from .cropper.stacks import GROUP_BY
+    from .cropper.stacks import find_stacks as find
 
     mirror = Mirror(Path(out))
     if not mirror.catalog_path.exists():
@@ -220,7 +220,7 @@ def crop(
     date so the crop collections are linked from the root. ``assets`` limits the raster assets
     cropped; an unknown name raises InvalidInput before anything is written.
     """
-    from .crop.crop import crop_stack, raster_asset_keys
+    from .cropper.crop import crop_stack, raster_asset_keys
 
     mirror = Mirror(Path(out))
     stacks = list(stacks)

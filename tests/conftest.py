@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacmirror.emulator import Emulator, Faults
+from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
 from stacmirror.m2m import M2MClient
 
 from .helpers import FAST_RETRY, SHARED, demo_credentials
@@ -60,3 +60,34 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for name in ("M2M_USERNAME", "M2M_TOKEN", "M2M_SERVICE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def schema_host(shared: Path) -> Iterator[str]:
+    """A local HTTP server standing in for https://stac-extensions.github.io/ (STACMIRROR_SCHEMA_HOST)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    root = shared / "stac-schemas" / "stac-extensions.github.io"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def use_emulator(emulator, monkeypatch: pytest.MonkeyPatch):
+    """The emulator's URL and the demo credentials in the environment, as a user would set them."""
+    monkeypatch.setenv("M2M_SERVICE_URL", emulator.service_url)
+    monkeypatch.setenv("M2M_USERNAME", DEMO_USERNAME)
+    monkeypatch.setenv("M2M_TOKEN", DEMO_TOKEN)
+    return emulator

@@ -11,10 +11,10 @@ from pathlib import Path
 from shapely.geometry import box
 
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
-from stacmirror.harvest.download import TransferPolicy
-from stacmirror.harvest.options import HarvestOptions
-from stacmirror.harvest.run import Harvest
-from stacmirror.harvest.selection import Selection
+from stacmirror.harvester.download import TransferPolicy
+from stacmirror.harvester.options import HarvestOptions
+from stacmirror.harvester.run import Harvest
+from stacmirror.harvester.selection import Selection
 from stacmirror.m2m import Credentials, M2MClient, RetryPolicy, Secret
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from stacmirror.catalog.build import build_catalog
-from stacmirror.crop.crop import crop_stack
-from stacmirror.crop.stacks import find_stacks
+from stacmirror.cropper.crop import crop_stack
+from stacmirror.cropper.stacks import find_stacks
 from stacmirror.serve import browser as stac_browser
 from stacmirror.serve.server import ServeServer
 

@@ -17,9 +17,9 @@ from shapely.geometry import Polygon, box
 import stacmirror
 from stacmirror.catalog.build import build_catalog
 from stacmirror.catalog.validate import validate_catalog
-from stacmirror.crop.crop import crop_stack, inward_window
-from stacmirror.crop.rectangle import largest_in_mask, largest_in_rows, row_intervals
-from stacmirror.crop.stacks import find_stacks
+from stacmirror.cropper.crop import crop_stack, inward_window
+from stacmirror.cropper.rectangle import largest_in_mask, largest_in_rows, row_intervals
+from stacmirror.cropper.stacks import find_stacks
 
 from .helpers import date, run_harvest
 

@@ -20,11 +20,11 @@ from stacmirror.emulator import Faults
 from stacmirror.emulator.scenes import build_archive
 from stacmirror.errors import InvalidInput
 from stacmirror.events import Note
-from stacmirror.harvest import selection as selection_module
-from stacmirror.harvest.bundle import UnsafeArchiveError, extract_bundle
-from stacmirror.harvest.options import HarvestOptions
-from stacmirror.harvest.run import Harvest
-from stacmirror.harvest.selection import Selection, spatial_filters
+from stacmirror.harvester import selection as selection_module
+from stacmirror.harvester.bundle import UnsafeArchiveError, extract_bundle
+from stacmirror.harvester.options import HarvestOptions
+from stacmirror.harvester.run import Harvest
+from stacmirror.harvester.selection import Selection, spatial_filters
 from stacmirror.ledger import Ledger, MirrorLock
 from stacmirror.m2m import AccessDeniedError, Credentials, DownloadLimitError, M2MClient, Secret
 

@@ -30,7 +30,9 @@ def template_root() -> Traversable:
 
 def load_template(name: str, *, required: bool = False) -> dict[str, Any] | None:
     """The template ``name`` (e.g. ``collections/landsat_ot_c2_l2.json``), or None when there is none."""
-    target = template_root().joinpath(*name.split("/"))
+    target = template_root()
+    for part in name.split("/"):  # one part at a time: a namespace package's path takes only one
+        target = target.joinpath(part)
     if not target.is_file():
         if required:
             raise FileNotFoundError(f"stacmirror's catalog template {name} is missing from the installation")

@@ -47,7 +47,7 @@ def emulator(
     **faults: Any,
 ) -> None:
     """Run the offline M2M emulator (API + file hosts) until interrupted."""
-    from ..connect import emulator_cache
+    from ..service import emulator_cache
     from ..emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
 
     accounts: dict[str, tuple[str, bool]] = {}

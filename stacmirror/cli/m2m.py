@@ -97,7 +97,7 @@ def filters(dataset: str, service_url: str | None, as_json: bool) -> None:
 def search(as_json: bool, geojson_out: Path | None, html_out: Path | None, **kwargs: Any) -> None:
     """Search M2M and print the matching scenes."""
     from ..api import connect
-    from ..harvest.selection import search as run_search
+    from ..harvester.selection import search as run_search
 
     selection = build_selection(kwargs)
     with connect(kwargs.get("service_url"), on_event=make_renderer(False, as_json)) as client:

@@ -73,7 +73,7 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_selection(kwargs: dict[str, Any]):
-    from ..harvest.selection import Selection
+    from ..harvester.selection import Selection
 
     return Selection(
         kwargs["dataset"],

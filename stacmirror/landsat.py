@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -28,6 +29,18 @@ class ProductId:
     @property
     def level(self) -> int:
         return int(self.correction[1])
+
+    @property
+    def acquired_date(self) -> dt.date:
+        return dt.datetime.strptime(self.acquired, "%Y%m%d").date()
+
+    @classmethod
+    def maybe(cls, text: str) -> ProductId | None:
+        """The parsed id, or None when ``text`` is not a Collection 2 product id."""
+        try:
+            return cls.parse(text)
+        except ValueError:
+            return None
 
     @classmethod
     def parse(cls, text: str) -> ProductId:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ..landsat import ProductId
 from .constants import INSTRUMENTS, SENSOR_TITLES, SENSORS
 from .mtl import Groups, MTLError
 
@@ -39,15 +40,18 @@ def acquisition_datetime(groups: Groups) -> dt.datetime:
         raise MTLError(f"bad acquisition date/time: {date} {time}") from None
 
 
-def product_id(groups: Groups) -> str:
-    pid = _get(groups, "PRODUCT_CONTENTS", "LANDSAT_PRODUCT_ID")
-    if pid is None:
+def product_id(groups: Groups) -> ProductId:
+    text = _get(groups, "PRODUCT_CONTENTS", "LANDSAT_PRODUCT_ID")
+    if text is None:
         raise MTLError("PRODUCT_CONTENTS/LANDSAT_PRODUCT_ID is missing")
-    return pid
+    try:
+        return ProductId.parse(text)
+    except ValueError as exc:
+        raise MTLError(str(exc)) from None
 
 
-def sensor_of(pid: str) -> str:
-    return SENSORS[pid[1]]
+def sensor_of(pid: ProductId) -> str:
+    return SENSORS[pid.sensor]
 
 
 def epsg_of(groups: Groups) -> int:
@@ -73,18 +77,18 @@ def properties(groups: Groups) -> dict[str, Any]:
     pid = product_id(groups)
     image = "IMAGE_ATTRIBUTES"
     contents = "PRODUCT_CONTENTS"
-    level = int(pid[6])
-    spacecraft = _get(groups, image, "SPACECRAFT_ID") or f"LANDSAT_{int(pid[2:4])}"
+    level = pid.level
+    spacecraft = _get(groups, image, "SPACECRAFT_ID") or f"LANDSAT_{pid.satellite}"
     sensor_id = _get(groups, image, "SENSOR_ID") or "OLI_TIRS"
-    path = int(_float(groups, image, "WRS_PATH") or pid[10:13])
-    row = int(_float(groups, image, "WRS_ROW") or pid[13:16])
+    path = int(_float(groups, image, "WRS_PATH") or pid.path)
+    row = int(_float(groups, image, "WRS_ROW") or pid.row)
     wrs_type = _get(groups, image, "WRS_TYPE") or "2"
     acquired = acquisition_datetime(groups)
     sensor = sensor_of(pid)
     props: dict[str, Any] = {
-        "title": f"{spacecraft.replace('_', ' ').title()} {SENSOR_TITLES[sensor]} {pid[5:9]} "
+        "title": f"{spacecraft.replace('_', ' ').title()} {SENSOR_TITLES[sensor]} {pid.correction} "
         f"{path:03d}/{row:03d} {acquired:%Y-%m-%d}",
-        "description": f"Landsat Collection 2 Level-{level} {SENSOR_TITLES[sensor]} product {pid}",
+        "description": f"Landsat Collection 2 Level-{level} {SENSOR_TITLES[sensor]} product {pid.text}",
         "datetime": acquired.isoformat().replace("+00:00", "Z"),
         "platform": spacecraft.lower().replace("_", "-"),
         "instruments": INSTRUMENTS.get(sensor_id, [sensor_id.lower()]),
@@ -110,11 +114,11 @@ def properties(groups: Groups) -> dict[str, Any]:
     props["landsat:wrs_type"] = str(int(wrs_type))
     props["landsat:wrs_path"] = f"{path:03d}"
     props["landsat:wrs_row"] = f"{row:03d}"
-    props["landsat:collection_category"] = _get(groups, contents, "COLLECTION_CATEGORY") or pid[-2:]
+    props["landsat:collection_category"] = _get(groups, contents, "COLLECTION_CATEGORY") or pid.tier
     props["landsat:collection_number"] = (
-        f"{int(_get(groups, contents, 'COLLECTION_NUMBER') or pid[35:37]):02d}"
+        f"{int(_get(groups, contents, 'COLLECTION_NUMBER') or pid.collection):02d}"
     )
-    props["landsat:correction"] = _get(groups, contents, "PROCESSING_LEVEL") or pid[5:9]
+    props["landsat:correction"] = _get(groups, contents, "PROCESSING_LEVEL") or pid.correction
     scene_id = _get(groups, "LEVEL1_PROCESSING_RECORD", "LANDSAT_SCENE_ID")
     if scene_id:
         props["landsat:scene_id"] = scene_id

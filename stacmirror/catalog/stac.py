@@ -202,7 +202,7 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
     mtl_pid = groups["PRODUCT_CONTENTS"].get("LANDSAT_PRODUCT_ID")
     if mtl_pid != pid:
         raise SceneError(f"{pid}: {mtl.name} describes {mtl_pid}, not this folder's product")
-    specs = asset_specs(sensor_of(pid), parsed_id.level, parsed_id.satellite)
+    specs = asset_specs(sensor_of(parsed_id), parsed_id.level, parsed_id.satellite)
 
     try:
         if "QA_PIXEL.TIF" in files:

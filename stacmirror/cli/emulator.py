@@ -47,8 +47,8 @@ def emulator(
     **faults: Any,
 ) -> None:
     """Run the offline M2M emulator (API + file hosts) until interrupted."""
-    from ..service import emulator_cache
     from ..emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
+    from ..service import emulator_cache
 
     accounts: dict[str, tuple[str, bool]] = {}
     for entry in users or (f"{DEMO_USERNAME}:{DEMO_TOKEN}",):

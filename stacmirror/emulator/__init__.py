@@ -1,7 +1,7 @@
 """An offline emulator of the USGS M2M API and its file hosts, backed by synthetic Landsat scenes."""
 
 from .server import Emulator
-from .service import Faults
+from .state import Faults
 
 DEMO_USERNAME = "demo"
 DEMO_TOKEN = "demo-token"

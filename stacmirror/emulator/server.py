@@ -24,7 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from .products import ProductStore
 from .scenes import SceneSize, build_archive
-from .service import Faults, Service
+from .service import Service
+from .state import Faults
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,11 @@ every product of a scene, checksums given as a list of ``{id, value}``.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-_PRODUCT_ID = re.compile(
-    r"^L[CEMOT]\d{2}_L[12][A-Z]{2}_(?P<path>\d{3})(?P<row>\d{3})_(?P<acq>\d{8})_\d{8}_\d{2}_(T1|T2|RT)$"
-)
+from ..landsat import ProductId
 
 
 def as_mapping(value: Any) -> dict[str, Any]:
@@ -140,9 +137,9 @@ class Scene:
         display_id = str(data.get("displayId") or "")
         acquired = parse_date(temporal.get("startDate") if isinstance(temporal, Mapping) else None)
         if acquired is None:
-            match = _PRODUCT_ID.match(display_id)
-            if match:
-                acquired = dt.datetime.strptime(match["acq"], "%Y%m%d").date()
+            parsed = ProductId.maybe(display_id)
+            if parsed:
+                acquired = parsed.acquired_date
         return cls(
             entity_id=str(data.get("entityId") or ""),
             display_id=display_id,
@@ -156,13 +153,13 @@ class Scene:
 
     @property
     def wrs_path(self) -> int | None:
-        match = _PRODUCT_ID.match(self.display_id)
-        return int(match["path"]) if match else as_int(self.metadata.get("WRS Path"))
+        parsed = ProductId.maybe(self.display_id)
+        return parsed.path if parsed else as_int(self.metadata.get("WRS Path"))
 
     @property
     def wrs_row(self) -> int | None:
-        match = _PRODUCT_ID.match(self.display_id)
-        return int(match["row"]) if match else as_int(self.metadata.get("WRS Row"))
+        parsed = ProductId.maybe(self.display_id)
+        return parsed.row if parsed else as_int(self.metadata.get("WRS Row"))
 
     def natural_colour_browse(self) -> BrowseImage | None:
         """The reflective natural-colour browse, as EarthExplorer shows it."""

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write to a temporary name, then rename over ``path``. ``durable=False`` skips the fsync: for
+    callers that write many files and then call :func:`sync_all` before recording them as done."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -18,7 +20,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -31,8 +34,13 @@ def _umask() -> int:
     return current
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), durable=durable)
+
+
+def sync_all() -> None:
+    """Flush every written file to disk: one call instead of an fsync per file."""
+    os.sync()
 
 
 def relative_href(target: Path, start: Path) -> str:

@@ -3,13 +3,16 @@
 ::
 
     OUT/catalog.json
-    OUT/<dataset>/collection.json
+    OUT/<dataset>/collection.json                                 children: one catalog per WRS path
+    OUT/<dataset>/<PPP>/catalog.json                              children: one catalog per WRS row
+    OUT/<dataset>/<PPP>/<RRR>/catalog.json                        the items (or years, past 1 000)
+    OUT/<dataset>/<PPP>/<RRR>/catalog-<YYYY>.json                 a year's items, in a split row
     OUT/<dataset>/<PPP>/<RRR>/<displayId>/<original file names>
     OUT/<dataset>/<PPP>/<RRR>/<displayId>/<displayId>.json      the scene's STAC Item
     OUT/crops/<stack id>/collection.json                          one collection per cropped stack
     OUT/crops/<stack id>/<item id>/<item id>.json
     OUT/.stacmirror/ledger.sqlite                                 what was asked, found, fetched, verified
-    OUT/.stacmirror/catalog-state.json                            what each Item was built from
+    OUT/.stacmirror/catalog.sqlite                                what each Item was built from
     OUT/.stacmirror/lock                                          held while a harvest runs
 """
 
@@ -57,6 +60,19 @@ class Mirror:
     def collection_path(self, dataset: str) -> Path:
         return self.root / dataset / "collection.json"
 
+    def path_catalog(self, dataset: str, wrs_path: int) -> Path:
+        return self.root / dataset / f"{wrs_path:03d}" / "catalog.json"
+
+    def row_catalog(self, dataset: str, wrs_path: int, wrs_row: int) -> Path:
+        return self.root / dataset / f"{wrs_path:03d}" / f"{wrs_row:03d}" / "catalog.json"
+
+    def year_catalog(self, dataset: str, wrs_path: int, wrs_row: int, year: int) -> Path:
+        return self.row_catalog(dataset, wrs_path, wrs_row).with_name(f"catalog-{year}.json")
+
+    def year_catalogs(self, dataset: str, wrs_path: int, wrs_row: int) -> list[Path]:
+        folder = self.row_catalog(dataset, wrs_path, wrs_row).parent
+        return sorted(folder.glob("catalog-[0-9][0-9][0-9][0-9].json")) if folder.is_dir() else []
+
     def scene_dir(self, dataset: str, display_id: str) -> Path:
         pid = ProductId.parse(display_id)
         return self.root / dataset / f"{pid.path:03d}" / f"{pid.row:03d}" / display_id
@@ -95,6 +111,10 @@ class Mirror:
     def crop_dir(self, stack_id: str) -> Path:
         return self.crops_dir / stack_id
 
+    def crop_state_path(self, stack_id: str) -> Path:
+        """The members and rectangle a stack's crops were made for."""
+        return self.crop_dir(stack_id) / "stack.json"
+
     def crop_collections(self) -> list[Path]:
         if not self.crops_dir.is_dir():
             return []
@@ -118,7 +138,12 @@ class Mirror:
         return self.state_dir / "lock"
 
     @property
-    def catalog_state_path(self) -> Path:
+    def catalog_db_path(self) -> Path:
+        return self.state_dir / "catalog.sqlite"
+
+    @property
+    def legacy_catalog_state_path(self) -> Path:
+        """The JSON state of stacmirror 0.1, removed when the database replaces it."""
         return self.state_dir / "catalog-state.json"
 
     def rel(self, path: Path) -> str:

@@ -69,7 +69,7 @@ def test_events_arrive_in_order_and_results_are_what_json_prints(use_emulator, t
     assert moved == result.bytes_downloaded
     assert kinds.index(ev.TransfersDone) < kinds.index(ev.ItemWritten) < kinds.index(ev.CatalogDone)
     assert {e.item_id for e in seen if isinstance(e, ev.ItemWritten)} == {
-        p.name for p in out.glob(f"{L2}/*/*/*")
+        p.name for p in out.glob(f"{L2}/*/*/*") if p.is_dir()
     }
     assert all(json.dumps(e.to_dict()) for e in seen)
     assert seen[0].to_dict() == {"event": "search_done", "dataset": L2, "scenes": 2}
@@ -188,7 +188,9 @@ def test_validate_fetches_schemas_once_then_runs_offline(
 
 def test_no_module_but_the_layout_names_the_mirrors_paths() -> None:
     """The mirror layout has one owner: its private names appear in stacmirror/layout.py only."""
-    names = re.compile(r"""["'](\.stacmirror|crops|catalog-state\.json|ledger\.sqlite|lock)["']""")
+    names = re.compile(
+        r"""["'](\.stacmirror|crops|catalog-state\.json|catalog\.sqlite|ledger\.sqlite|lock)["']"""
+    )
     offenders = [
         f"{path.relative_to(ROOT)}: {match.group(0)}"
         for path in (ROOT / "stacmirror").rglob("*.py")

@@ -215,7 +215,11 @@ def test_stac_browser_shows_the_catalog(built_browser: Path, mirror: Path, tmp_p
         root = _page(f"{base}/", "browser-root", tmp_path)
         assert "Landsat 8-9 OLI/TIRS Collection 2 Level-2" in root and "Crops of" in root
         collection = _page(f"{base}/#/landsat_ot_c2_l2/collection.json", "browser-collection", tmp_path)
-        listed = set(re.findall(r"LC0[89]_L2SP_\d{6}_\d{8}_\d{8}_02_T[12]", collection))
+        assert "WRS path 044" in collection  # the collection lists WRS paths, each path its rows
+        path_page = _page(f"{base}/#/landsat_ot_c2_l2/044/catalog.json", "browser-path", tmp_path)
+        assert "row 033" in path_page
+        row = _page(f"{base}/#/landsat_ot_c2_l2/044/033/catalog.json", "browser-row", tmp_path)
+        listed = set(re.findall(r"LC0[89]_L2SP_\d{6}_\d{8}_\d{8}_02_T[12]", row))
         assert len(listed) == 4
         item_id = sorted(listed)[0]
         item_path = next(mirror.rglob(f"{item_id}.json")).relative_to(mirror)

@@ -16,6 +16,7 @@ import stacmirror
 from stacmirror.catalog.build import build_catalog
 from stacmirror.catalog.mtl import MTLError, parse_mtl, parse_mtl_text
 from stacmirror.catalog.validate import landsat_problems, validate_catalog
+from stacmirror.catalog.walk import item_files
 from stacmirror.emulator.scenes import build_archive
 from stacmirror.landsat import ProductId
 
@@ -313,11 +314,7 @@ def test_broken_scenes_are_reported_and_the_rest_catalogued(harvested: Path) -> 
     assert any(bad_tif.name in e and "SR_B4.TIF" in e for e in result.errors)
     assert any("not-a-scene" in e for e in result.errors)
     assert result.written == 2
-    ids = [
-        link["title"]
-        for link in json.loads((harvested / "landsat_ot_c2_l2/collection.json").read_text())["links"]
-        if link["rel"] == "item"
-    ]
+    ids = [p.stem for p in item_files(harvested / "landsat_ot_c2_l2" / "collection.json")]
     assert len(ids) == 2 and bad_mtl.name not in ids
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import MemoryFile
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 from rio_stac.stac import get_projection_info
 from shapely.geometry import mapping
 
+from ..fileio import write_bytes_atomic
 from ..geometry import stac_bbox
 from ..landsat import ProductId, is_product_id
 from . import footprint as fp
@@ -43,9 +45,13 @@ class SceneError(Exception):
 
 @dataclass
 class ItemResult:
+    """What a worker returns for one scene: data only; the catalog writer writes it."""
+
     item: dict[str, Any]
     footprint_method: str
     native_wkt: str
+    thumbnail_png: bytes | None = None  # a rendered thumbnail the writer must save beside the item
+    rasters_opened: int = 0
 
 
 def sha256_file(path: Path) -> str:
@@ -144,6 +150,15 @@ def _asset(path: Path, spec: AssetSpec | None, suffix: str, groups, checksum: Ch
 
 
 def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
+    """Write :func:`thumbnail_png` to ``target`` atomically; False when there is nothing to draw."""
+    png = thumbnail_png(files)
+    if png is None:
+        return False
+    write_bytes_atomic(target, png)
+    return True
+
+
+def thumbnail_png(files: dict[str, Path]) -> bytes | None:
     """A small RGBA PNG from the red/green/blue bands (or one band) when no browse image exists."""
     rgb = [files.get(s) for s in ("SR_B4.TIF", "SR_B3.TIF", "SR_B2.TIF")]
     if not all(rgb):
@@ -151,7 +166,7 @@ def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
     if not all(rgb):
         single = next((p for s, p in sorted(files.items()) if s.endswith(".TIF") and "QA" not in s), None)
         if single is None:
-            return False
+            return None
         rgb = [single] * 3
     channels, valid = [], None
     for path in rgb:
@@ -171,20 +186,35 @@ def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
         stretched = np.clip((data - low) / max(high - low, 1e-9), 0, 1) * 254 + 1
         out.append(np.where(valid, stretched, 0).astype("uint8"))
     out.append(np.where(valid, 255, 0).astype("uint8"))
-    tmp = target.with_name(f".{target.name}.tmp.png")
+    height, width = out[0].shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a thumbnail has no CRS
-        with rasterio.open(
-            tmp, "w", driver="PNG", width=out[0].shape[1], height=out[0].shape[0], count=4, dtype="uint8"
-        ) as dst:
-            dst.write(np.stack(out))
-    tmp.with_name(tmp.name + ".aux.xml").unlink(missing_ok=True)
-    os.replace(tmp, target)
-    return True
+        with MemoryFile() as memory:
+            with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8") as dst:
+                dst.write(np.stack(out))
+            return bytes(memory.read())
+
+
+def build_item(folder: str, dataset: str, checksums: Mapping[str, str]) -> ItemResult | str:
+    """A worker's task: the item of one scene folder, or why it cannot be catalogued.
+
+    ``checksums`` maps file names to the ``"<size>:<sha256>"`` the ledger verified at download time;
+    a file whose size no longer agrees is hashed again. Plain data in, plain data out, so the task
+    runs the same in this process, a process pool or a Dask worker.
+    """
+
+    def checksum(path: Path) -> str | None:
+        size, _, digest = checksums.get(path.name, "").partition(":")
+        return digest if digest and size == str(path.stat().st_size) else None
+
+    try:
+        return create_item(Path(folder), dataset, checksum)
+    except SceneError as exc:
+        return str(exc)
 
 
 def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
-    """The STAC Item of one scene folder ``…/<PPP>/<RRR>/<product id>/``."""
+    """The STAC Item of one scene folder ``…/<PPP>/<RRR>/<product id>/``; writes nothing."""
     pid = folder.name
     if not is_product_id(pid):
         raise SceneError(f"{folder}: not a scene folder (expected a Landsat product id as its name)")
@@ -219,15 +249,16 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
     except (RasterioError, MTLError, ValueError, KeyError) as exc:
         raise SceneError(f"{pid}: cannot read the footprint: {exc}") from None
 
+    rendered = None
     if BROWSE_SUFFIX not in files and THUMBNAIL_SUFFIX not in files:
         try:
-            if render_thumbnail(files, folder / f"{pid}_{THUMBNAIL_SUFFIX}"):
-                files[THUMBNAIL_SUFFIX] = folder / f"{pid}_{THUMBNAIL_SUFFIX}"
+            rendered = thumbnail_png(files)
         except RasterioError as exc:
             raise SceneError(f"{pid}: cannot render a thumbnail: {exc}") from None
 
     assets: dict[str, dict[str, Any]] = {}
     order = list(specs)
+    rasters_opened = 0
     for suffix in sorted(files, key=lambda s: (order.index(s) if s in order else len(order), s)):
         path = files[suffix]
         if suffix in (BROWSE_SUFFIX, THUMBNAIL_SUFFIX):
@@ -242,6 +273,7 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
                 "file:checksum": multihash(checksum(path) or sha256_file(path)),
             }
             continue
+        rasters_opened += suffix.endswith(".TIF")
         try:
             key, asset = _asset(path, specs.get(suffix), suffix, groups, checksum)
         except RasterioError as exc:
@@ -295,6 +327,15 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
                 "href": f"https://landsatlook.usgs.gov/stac-server/collections/{collection}/items/{pid}{suffix}",
             }
         )
+    if rendered is not None and "thumbnail" not in assets:
+        assets["thumbnail"] = {
+            "href": f"./{pid}_{THUMBNAIL_SUFFIX}",
+            "type": "image/png",
+            "title": "Thumbnail",
+            "roles": ["thumbnail"],
+            "file:size": len(rendered),
+            "file:checksum": multihash(hashlib.sha256(rendered).hexdigest()),
+        }
     item = {
         "type": "Feature",
         "stac_version": STAC_VERSION,
@@ -307,4 +348,4 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
         "assets": assets,
         "collection": dataset,
     }
-    return ItemResult(item, footprint.method, footprint.native.wkt)
+    return ItemResult(item, footprint.method, footprint.native.wkt, rendered, rasters_opened)

@@ -8,20 +8,24 @@ from pathlib import Path
 
 import click
 
-from .options import json_option, quiet_option
+from .options import json_option, parallel_options, quiet_option
 from .render import make_renderer
 
 
 @click.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Rebuild every item, even unchanged ones.")
+@parallel_options
 @json_option
 @quiet_option
-def catalog(out: Path, force: bool, as_json: bool, quiet: bool) -> None:
+def catalog(
+    out: Path, force: bool, workers: int | None, dask: str | None, as_json: bool, quiet: bool
+) -> None:
     """Build or update OUT/catalog.json from the files in the mirror (no network)."""
     from ..api import build_catalog
 
-    result = build_catalog(out, force=force, on_event=make_renderer(quiet, as_json))
+    renderer = make_renderer(quiet, as_json)
+    result = build_catalog(out, force=force, workers=workers, dask=dask, on_event=renderer)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import stack_options
+from .options import parallel_options, stack_options
 from .render import make_renderer
 
 
@@ -60,9 +60,7 @@ def stacks(
 @click.command()
 @stack_options
 @click.option("--assets", help="Comma-separated asset keys to crop (default: every raster asset).")
-@click.option(
-    "--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="Scenes cropped in parallel."
-)
+@parallel_options
 def crop(
     out: Path,
     collection: str | None,
@@ -73,14 +71,15 @@ def crop(
     geojson_out: Path | None,
     as_json: bool,
     assets: str | None,
-    workers: int,
+    workers: int | None,
+    dask: str | None,
 ) -> None:
     """Crop every scene of each stack to the stack's rectangle, pixel-exactly, and catalogue the crops."""
     from ..api import crop as run_crop
 
     renderer = make_renderer(False, as_json)
     found = _find(out, collection, min_scenes, aoi, max_cloud, group_by, geojson_out, renderer)
-    result = run_crop(out, found, assets=assets, workers=workers, on_event=renderer)
+    result = run_crop(out, found, assets=assets, workers=workers, dask=dask, on_event=renderer)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

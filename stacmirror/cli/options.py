@@ -92,6 +92,26 @@ def build_selection(kwargs: dict[str, Any]):
     )
 
 
+def parallel_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Where items are built or scenes cropped: a process pool, or an existing Dask cluster."""
+    return apply(
+        [
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                help="Worker processes (default: the number of CPUs).",
+            ),
+            click.option(
+                "--dask",
+                metavar="ADDRESS",
+                help="Run the work on the Dask scheduler at ADDRESS (e.g. tcp://host:8786) instead; "
+                "needs stacmirror[dask] and the mirror on a filesystem the workers share.",
+            ),
+        ],
+        func,
+    )
+
+
 def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Which stacks: shared by `stacks` and `crop`."""
     return apply(

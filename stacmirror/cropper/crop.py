@@ -21,7 +21,7 @@ import json
 import math
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from shapely.geometry import mapping
 from ..catalog.constants import COG, EXT
 from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail, sha256_file
 from ..catalog.templates import load_template
+from ..executors import executor_for
 from ..fileio import relative_href, write_json_atomic
 from ..geometry import stac_bbox
 from ..layout import Mirror
@@ -107,17 +108,48 @@ def crop_raster(source: Path, target: Path, bounds: tuple[float, float, float, f
     return {"proj:shape": [height, width], "proj:transform": [float(v) for v in list(transform)[:6]]}
 
 
-def _crop_item(
-    stack: Stack,
+@dataclass(frozen=True)
+class CropFrame:
+    """What a worker needs to know of a stack: plain, picklable data."""
+
+    stack_id: str
+    epsg: int
+    bounds: tuple[float, float, float, float]
+    geometry: Any  # the rectangle in lon/lat (shapely)
+    catalog_path: Path  # the mirror's root catalog, for the item's root link
+
+    @classmethod
+    def of(cls, stack: Stack, mirror: Mirror) -> CropFrame:
+        return cls(stack.stack_id, stack.epsg, tuple(stack.bounds), stack.geometry(), mirror.catalog_path)
+
+
+def crop_member(
+    frame: CropFrame,
     source_item: dict[str, Any],
     source_dir: Path,
     folder: Path,
-    mirror: Mirror,
+    assets: set[str] | None,
+) -> dict[str, Any] | str:
+    """A worker's task: crop one scene's rasters into ``folder``; the crop item, or why it failed.
+
+    The rasters (and the thumbnail) are written here, beside each other; the item is returned for
+    the one writer to write."""
+    try:
+        return _crop_item(frame, source_item, Path(source_dir), Path(folder), assets)
+    except (ValueError, rasterio.errors.RasterioError, OSError) as exc:
+        return f"{source_item['id']}: {exc}"
+
+
+def _crop_item(
+    frame: CropFrame,
+    source_item: dict[str, Any],
+    source_dir: Path,
+    folder: Path,
     assets: set[str] | None,
 ) -> dict[str, Any]:
     item = copy.deepcopy(source_item)
     folder.mkdir(parents=True, exist_ok=True)
-    bounds = stack.bounds
+    bounds = frame.bounds
     new_assets: dict[str, Any] = {}
     rasters: dict[str, Path] = {}
     for key, asset in source_item["assets"].items():
@@ -147,25 +179,25 @@ def _crop_item(
             "file:size": thumb.stat().st_size,
             "file:checksum": multihash(sha256_file(thumb)),
         }
-    geometry = stack.geometry()
+    geometry = frame.geometry
     item["geometry"] = mapping(geometry)
     item["bbox"] = [round(v, 6) for v in stac_bbox(geometry)]
-    item["collection"] = f"crop-{stack.stack_id}"
+    item["collection"] = f"crop-{frame.stack_id}"
     item["assets"] = new_assets
     props = item["properties"]
     for name in ("proj:shape", "proj:transform"):
         props.pop(name, None)
     xmin, ymin, xmax, ymax = bounds
     (lon,), (lat,) = warp_transform(
-        f"EPSG:{stack.epsg}", "EPSG:4326", [(xmin + xmax) / 2], [(ymin + ymax) / 2]
+        f"EPSG:{frame.epsg}", "EPSG:4326", [(xmin + xmax) / 2], [(ymin + ymax) / 2]
     )
     props["proj:centroid"] = {"lat": round(lat, 5), "lon": round(lon, 5)}
     props["proj:bbox"] = [xmin, ymin, xmax, ymax]
-    props["title"] = f"{props.get('title', item['id'])} (crop {stack.stack_id})"
+    props["title"] = f"{props.get('title', item['id'])} (crop {frame.stack_id})"
     props["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     collection_path = folder.parent / "collection.json"
     item["links"] = [
-        {"rel": "root", "href": relative_href(mirror.catalog_path, folder), "type": "application/json"},
+        {"rel": "root", "href": relative_href(frame.catalog_path, folder), "type": "application/json"},
         {"rel": "parent", "href": relative_href(collection_path, folder), "type": "application/json"},
         {"rel": "collection", "href": relative_href(collection_path, folder), "type": "application/json"},
         {
@@ -176,7 +208,6 @@ def _crop_item(
         },
         *[link for link in source_item.get("links", []) if link.get("rel") in ("cite-as", "via")],
     ]
-    write_json_atomic(folder / f"{item['id']}.json", item)
     return item
 
 
@@ -264,13 +295,23 @@ def raster_asset_keys(stacks: list[Stack]) -> set[str]:
 
 
 def crop_stack(
-    mirror: Mirror | Path, stack: Stack, *, assets: set[str] | None = None, workers: int = 2
+    mirror: Mirror | Path,
+    stack: Stack,
+    *,
+    assets: set[str] | None = None,
+    workers: int | None = 2,
+    executor: Executor | None = None,
 ) -> StackCropResult:
     """Crop (or keep, when its members and rectangle did not change) one stack.
 
-    The catalog is not touched here: :func:`stacmirror.crop` links the crop collections afterwards.
+    Scenes are cropped in ``executor`` (else a pool of ``workers`` processes); this function writes
+    the items, the collection and the stack's state. The root catalog is not touched here:
+    :func:`stacmirror.crop` links the crop collections afterwards.
     """
     mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+    if executor is None:
+        with executor_for(workers=workers) as (pool, _):
+            return crop_stack(mirror, stack, assets=assets, executor=pool)
     folder = mirror.crop_dir(stack.stack_id)
     result = StackCropResult(stack.stack_id)
     plan = {
@@ -280,7 +321,7 @@ def crop_stack(
         "epsg": stack.epsg,
         "assets": sorted(assets) if assets else None,
     }
-    state_path = folder / "stack.json"
+    state_path = mirror.crop_state_path(stack.stack_id)
     if (
         state_path.exists()
         and json.loads(state_path.read_text()) == plan
@@ -294,16 +335,18 @@ def crop_stack(
                 shutil.rmtree(child)
     folder.mkdir(parents=True, exist_ok=True)
 
-    def one(member) -> dict[str, Any]:
-        return _crop_item(stack, member.item, member.folder, folder / member.id, mirror, assets)
-
+    frame = CropFrame.of(stack, mirror)
+    futures = [
+        executor.submit(crop_member, frame, m.item, m.folder, folder / m.id, assets) for m in stack.members
+    ]
     items = []
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="crop") as pool:
-        for member, future in [(m, pool.submit(one, m)) for m in stack.members]:
-            try:
-                items.append(future.result())
-            except (ValueError, rasterio.errors.RasterioError, OSError) as exc:
-                result.errors.append(f"{member.id}: {exc}")
+    for future in futures:  # in member order, whatever finished first
+        cropped = future.result()
+        if isinstance(cropped, str):
+            result.errors.append(cropped)
+            continue
+        write_json_atomic(folder / cropped["id"] / f"{cropped['id']}.json", cropped)
+        items.append(cropped)
     if not items:
         return result
     result.cropped = len(items)

@@ -28,6 +28,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from ..catalog.walk import item_files
 from ..geometry import split_antimeridian, stac_bbox, tidy
 from ..layout import Mirror
 from .rectangle import EMPTY, Rect, largest_in_mask, largest_in_rows, row_intervals, rows_are_intervals
@@ -132,10 +133,7 @@ def load_members(
         data = json.loads(collection_file.read_text())
         if collection is not None and data["id"] != collection:
             continue
-        for link in data.get("links", []):
-            if link.get("rel") != "item":
-                continue
-            path = (collection_file.parent / link["href"]).resolve()
+        for path in item_files(collection_file):
             item = json.loads(path.read_text())
             cloud = item["properties"].get("eo:cloud_cover")
             if max_cloud is not None and cloud is not None and cloud > max_cloud:

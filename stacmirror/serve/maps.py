@@ -17,6 +17,7 @@ from typing import Any
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from ..catalog.walk import item_files
 from ..fileio import write_bytes_atomic
 from ..layout import Mirror
 
@@ -155,19 +156,13 @@ def mirror_features(out: Path) -> list[dict[str, Any]]:
         collection = json.loads(collection_file.read_text())
         is_crop = mirror.is_crop_collection(collection_file)
         if is_crop:
-            geometry = None
-            for link in collection.get("links", []):
-                if link.get("rel") == "item":
-                    item = json.loads((collection_file.parent / link["href"]).read_text())
-                    geometry = item["geometry"]
-                    break
-            if geometry:
+            first = next(item_files(collection_file), None)
+            if first is not None:
+                geometry = json.loads(first.read_text())["geometry"]
                 found.append(feature(geometry, "crop", collection["id"], title=collection.get("title")))
             continue
-        for link in collection.get("links", []):
-            if link.get("rel") != "item":
-                continue
-            item = json.loads((collection_file.parent / link["href"]).read_text())
+        for item_file in item_files(collection_file):
+            item = json.loads(item_file.read_text())
             props = item["properties"]
             found.append(
                 feature(

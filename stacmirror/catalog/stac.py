@@ -8,6 +8,7 @@ footprint from :mod:`.footprint`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import warnings
@@ -18,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
-from rio_stac.stac import get_projection_info
 from shapely.geometry import mapping
 
 from ..fileio import write_bytes_atomic
@@ -85,23 +86,31 @@ def scene_files(folder: Path, pid: str) -> dict[str, Path]:
     return files
 
 
-def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any]) -> None:
+@functools.lru_cache(maxsize=64)
+def _epsg_of(crs_wkt: str) -> int | None:
+    """EPSG code of a CRS, worked out once per distinct CRS (a scene's rasters share one)."""
+    return CRS.from_wkt(crs_wkt).to_epsg() if crs_wkt else None
+
+
+def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any], verified: bool) -> None:
     with rasterio.open(path) as src:
-        # full-resolution tiles come last in a COG: reading the last one catches a truncated file
-        block_h, block_w = src.block_shapes[0]
-        last = Window(
-            max(0, src.width - block_w),
-            max(0, src.height - block_h),
-            min(block_w, src.width),
-            min(block_h, src.height),
-        )
-        src.read(1, window=last)
-        proj = get_projection_info(src)
+        if not verified:
+            # full-resolution tiles come last in a COG: reading the last one catches a truncated
+            # file. A file whose sha256 the ledger verified, still at that size, needs no such read.
+            block_h, block_w = src.block_shapes[0]
+            last = Window(
+                max(0, src.width - block_w),
+                max(0, src.height - block_h),
+                min(block_w, src.width),
+                min(block_h, src.height),
+            )
+            src.read(1, window=last)
         asset["type"] = COG if is_cog(src) else GEOTIFF
-        asset["proj:shape"] = list(proj["shape"])
+        asset["proj:shape"] = [src.height, src.width]
         asset["proj:transform"] = [float(v) for v in list(src.transform)[:6]]
-        if proj.get("epsg"):
-            asset["proj:code"] = f"EPSG:{proj['epsg']}"
+        epsg = _epsg_of(src.crs.to_wkt() if src.crs else "")
+        if epsg:
+            asset["proj:code"] = f"EPSG:{epsg}"
         band: dict[str, Any] = {"data_type": src.dtypes[0]}
         if src.nodata is not None:
             band["nodata"] = int(src.nodata) if float(src.nodata).is_integer() else src.nodata
@@ -134,10 +143,11 @@ def _asset(path: Path, spec: AssetSpec | None, suffix: str, groups, checksum: Ch
             "description": spec.description,
             "roles": list(spec.roles),
         }
+    verified = checksum(path)
     if extension != ".tif":
         asset["type"] = MEDIA_TYPES.get(extension, "application/octet-stream")
     else:
-        _raster_asset(path, spec or AssetSpec(key, key, key, ("data",)), groups, asset)
+        _raster_asset(path, spec or AssetSpec(key, key, key, ("data",)), groups, asset, verified is not None)
         if spec and spec.band:
             asset["eo:bands"] = [spec.band.eo()]
         if spec and spec.bitfields:
@@ -145,7 +155,7 @@ def _asset(path: Path, spec: AssetSpec | None, suffix: str, groups, checksum: Ch
         if spec and spec.gsd:
             asset["gsd"] = spec.gsd
     asset["file:size"] = path.stat().st_size
-    asset["file:checksum"] = multihash(checksum(path) or sha256_file(path))
+    asset["file:checksum"] = multihash(verified or sha256_file(path))
     return key, asset
 
 
@@ -208,7 +218,10 @@ def build_item(folder: str, dataset: str, checksums: Mapping[str, str]) -> ItemR
         return digest if digest and size == str(path.stat().st_size) else None
 
     try:
-        return create_item(Path(folder), dataset, checksum)
+        # one GDAL environment for the whole scene; and no directory listing on each open (a scene
+        # folder holds twenty files, none of them sidecars GDAL would need)
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            return create_item(Path(folder), dataset, checksum)
     except SceneError as exc:
         return str(exc)
 

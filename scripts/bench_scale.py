@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Scale benchmark (not a test): full and no-op catalog builds of metadata-only mirrors.
+
+Synthesises mirrors of 1 000, 10 000 and 100 000 scenes (each an MTL.txt with the real Level-2
+structure, at varied WRS-2 path/rows and dates; cached under --data) and for each size prints the
+full build time, items/s, the peak RSS of the catalog writer and of its worker processes, the
+no-op rebuild time (and its share of the full build; goal <= 5 %), the files written, and the
+largest number of links in any catalog node (goal <= 1 000). Each build runs in a fresh process.
+The baseline is the full build itself: the no-op must cost a small fraction of it.
+
+Usage: .venv/bin/python scripts/bench_scale.py [--sizes 1000,10000,100000] [--workers N] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BUILD = """
+import json, resource, sys, time
+from stacmirror.catalog.build import build_catalog
+workers = int(sys.argv[2]) if sys.argv[2] != "0" else None
+started = time.perf_counter()
+result = build_catalog(sys.argv[1], workers=workers, force=sys.argv[3] == "force")
+print(json.dumps({
+    "seconds": time.perf_counter() - started,
+    "written": result.written,
+    "unchanged": result.unchanged,
+    "parents": result.parents_written,
+    "errors": len(result.errors),
+    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+}))
+"""
+
+
+def _synth_chunk(args: tuple[str, int, int]) -> int:
+    from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
+
+    out, count, seed = args
+    return write_metadata_mirror(Path(out), synthetic_records(count, seed=seed))
+
+
+def synthesise(out: Path, size: int) -> None:
+    marker = out / ".synthesised"
+    if marker.exists():
+        return
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    chunk = 2_000
+    jobs = [(str(out), min(chunk, size - start), 1_000 + start) for start in range(0, size, chunk)]
+    started = time.monotonic()
+    with multiprocessing.Pool() as pool:
+        written = sum(pool.imap_unordered(_synth_chunk, jobs))
+    marker.write_text(str(written))
+    print(f"  synthesised {written} scenes in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def build(out: Path, workers: int, force: bool) -> dict:
+    args = [sys.executable, "-c", BUILD, str(out), str(workers), "force" if force else "incremental"]
+    result = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def largest_node(out: Path) -> int:
+    largest = 0
+    for node in [
+        out / "catalog.json",
+        *out.glob("landsat_*/collection.json"),
+        *out.glob("landsat_*/**/catalog*.json"),
+    ]:
+        links = json.loads(node.read_text())["links"]
+        largest = max(largest, sum(1 for link in links if link["rel"] in ("child", "item")))
+    return largest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--workers", type=int, default=0, help="0: stacmirror's default (the CPU count)")
+    parser.add_argument("--data", type=Path, default=Path.home() / ".cache" / "stacmirror" / "bench-scale")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; workers: {args.workers or 'default'}")
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        out = args.data / f"mirror-{size}"
+        print(f"{size} scenes:", flush=True)
+        synthesise(out, size)
+        for stale in [out / "catalog.json", out / ".stacmirror"]:
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
+        full = build(out, args.workers, force=True)
+        noop = build(out, args.workers, force=False)
+        assert full["errors"] == 0 and noop["written"] == 0, (full, noop)
+        row = {
+            "scenes": size,
+            "full_s": full["seconds"],
+            "items_per_s": full["written"] / full["seconds"],
+            "writer_rss_mb": full["rss_mb"],
+            "worker_rss_mb": full["worker_rss_mb"],
+            "noop_s": noop["seconds"],
+            "noop_share": noop["seconds"] / full["seconds"],
+            "files_written": full["written"] + full["parents"],
+            "largest_node": largest_node(out),
+        }
+        rows.append(row)
+        print(
+            f"  full build {row['full_s']:.1f} s = {row['items_per_s']:.0f} items/s; peak RSS writer "
+            f"{row['writer_rss_mb']:.0f} MB, workers {row['worker_rss_mb']:.0f} MB; no-op "
+            f"{row['noop_s']:.2f} s = {100 * row['noop_share']:.1f} % of the full build; "
+            f"{row['files_written']} files written; largest node {row['largest_node']} links",
+            flush=True,
+        )
+    print("\n| scenes | full build | items/s | peak RSS (writer / worker) | no-op rebuild | files written |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['scenes']:,} | {r['full_s']:.1f} s | {r['items_per_s']:.0f} | "
+            f"{r['writer_rss_mb']:.0f} MB / {r['worker_rss_mb']:.0f} MB | "
+            f"{r['noop_s']:.2f} s ({100 * r['noop_share']:.1f} %) | "
+            f"{r['files_written']:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import InvalidInput
 
 IN_FLIGHT_PER_WORKER = 4  # tasks queued per worker: enough to keep it busy, bounded memory
+PRELOAD = ["stacmirror.catalog.stac", "stacmirror.cropper.crop"]
 
 
 class InlineExecutor(Executor):
@@ -58,8 +59,11 @@ def executor_for(
     if count == 1:
         yield InlineExecutor(), 1
         return
-    # forkserver: workers start from a clean process, not a fork of one that runs threads
+    # forkserver: workers start from a clean process, not a fork of one that runs threads; the
+    # server imports the heavy modules once, so each worker starts in milliseconds
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    if os.name == "posix":
+        context.set_forkserver_preload(PRELOAD)
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         yield pool, IN_FLIGHT_PER_WORKER * count
 

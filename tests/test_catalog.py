@@ -372,3 +372,71 @@ def test_validate_command_reports_bad_files(harvested: Path, shared: Path) -> No
     )
     assert result.returncode == 1
     assert str(item_path) in result.stdout and "landsat:wrs_path" in result.stdout
+
+
+def test_header_reader_gives_the_same_item_as_gdal(harvested: Path) -> None:
+    """Files the ledger verified are described from their header alone; the item is the same."""
+    from stacmirror.catalog.stac import build_item
+    from stacmirror.ledger import Ledger
+
+    folder = next(p.parent for p in harvested.rglob("*_QA_PIXEL.TIF"))
+    ledger = Ledger(harvested)
+    verified = {
+        Path(r.path).name: f"{r.size}:{r.sha256}" for r in ledger.files_of(folder.name) if r.state == "done"
+    }
+    ledger.close()
+    fast = build_item(str(folder), "landsat_ot_c2_l2", verified)
+    slow = build_item(str(folder), "landsat_ot_c2_l2", {})  # every raster opened with GDAL
+    assert not isinstance(fast, str) and not isinstance(slow, str)
+    assert fast.item == slow.item and fast.rasters_opened == 5
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {"dtype": "uint8", "tiled": False},
+        {"dtype": "int16", "nodata": -9999, "tiled": True, "blockxsize": 256, "blockysize": 256},
+        {"dtype": "float32", "nodata": -1.5, "tiled": True, "blockxsize": 256, "blockysize": 256},
+        {"dtype": "uint16", "nodata": 0, "driver": "COG"},
+        {"dtype": "uint16", "nodata": 1, "crs": "EPSG:4326", "driver": "COG"},
+    ],
+)
+def test_geotiff_header_matches_rasterio(tmp_path: Path, profile: dict) -> None:
+    from rasterio.transform import from_origin
+
+    from stacmirror.catalog.geotiff import read_header
+    from stacmirror.catalog.stac import is_cog
+
+    profile = dict(profile)
+    driver = profile.pop("driver", "GTiff")
+    crs = profile.pop("crs", "EPSG:32610")
+    size = 700
+    data = (np.arange(size * size) % 200).reshape(size, size).astype(profile["dtype"])
+    path = tmp_path / "x.tif"
+    origin = (500_000.0, 4_200_000.0) if crs != "EPSG:4326" else (-122.0, 38.0)
+    cell = 30.0 if crs != "EPSG:4326" else 0.0003
+    with rasterio.open(
+        path, "w", driver=driver, width=size, height=size, count=1, crs=crs,
+        transform=from_origin(*origin, cell, cell), **profile,
+    ) as dst:  # fmt: skip
+        dst.write(data, 1)
+    header = read_header(path)
+    assert header is not None
+    with rasterio.open(path) as src:
+        assert (header.width, header.height, header.dtype) == (src.width, src.height, src.dtypes[0])
+        assert header.nodata == src.nodata and header.transform == tuple(src.transform)[:6]
+        assert header.epsg == src.crs.to_epsg() and header.block == tuple(src.block_shapes[0])
+        assert header.is_cog == is_cog(src)
+
+
+def test_geotiff_header_refuses_what_it_does_not_know(tmp_path: Path) -> None:
+    from stacmirror.catalog.geotiff import read_header
+
+    (tmp_path / "not.tif").write_bytes(b"<html>not a tiff</html>")
+    assert read_header(tmp_path / "not.tif") is None
+    with rasterio.open(
+        tmp_path / "big.tif", "w", driver="GTiff", width=10, height=10, count=1, dtype="uint8",
+        BIGTIFF="YES", crs="EPSG:32610", transform=rasterio.transform.from_origin(0, 0, 30, 30),
+    ) as dst:  # fmt: skip
+        dst.write(np.zeros((10, 10), "uint8"), 1)
+    assert read_header(tmp_path / "big.tif") is None

@@ -31,6 +31,7 @@ from ..geometry import stac_bbox
 from ..landsat import ProductId, is_product_id
 from . import footprint as fp
 from .constants import BITFIELDS, COG, EXT, GEOTIFF, MEDIA_TYPES, STAC_VERSION, AssetSpec, asset_specs
+from .geotiff import read_header
 from .mtl import MTLError, parse_mtl
 from .properties import epsg_of, mtl_number, properties, sensor_of
 
@@ -93,6 +94,18 @@ def _epsg_of(crs_wkt: str) -> int | None:
 
 
 def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any], verified: bool) -> None:
+    header = read_header(path) if verified else None
+    if header is not None:  # bytes verified at download: the header is all we need, read directly
+        asset["type"] = COG if header.is_cog else GEOTIFF
+        asset["proj:shape"] = [header.height, header.width]
+        asset["proj:transform"] = [float(v) for v in header.transform]
+        asset["proj:code"] = f"EPSG:{header.epsg}"
+        band: dict[str, Any] = {"data_type": header.dtype}
+        if header.nodata is not None:
+            band["nodata"] = int(header.nodata) if float(header.nodata).is_integer() else header.nodata
+        _finish_band(band, spec, groups, abs(header.transform[0]))
+        asset["raster:bands"] = [band]
+        return
     with rasterio.open(path) as src:
         if not verified:
             # full-resolution tiles come last in a COG: reading the last one catches a truncated
@@ -111,10 +124,15 @@ def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any], ve
         epsg = _epsg_of(src.crs.to_wkt() if src.crs else "")
         if epsg:
             asset["proj:code"] = f"EPSG:{epsg}"
-        band: dict[str, Any] = {"data_type": src.dtypes[0]}
+        band = {"data_type": src.dtypes[0]}
         if src.nodata is not None:
             band["nodata"] = int(src.nodata) if float(src.nodata).is_integer() else src.nodata
         resolution = abs(src.transform.a)
+    _finish_band(band, spec, groups, resolution)
+    asset["raster:bands"] = [band]
+
+
+def _finish_band(band: dict[str, Any], spec: AssetSpec, groups, resolution: float) -> None:
     if spec.unit:
         band["unit"] = spec.unit
     scale, offset = spec.scale, spec.offset
@@ -126,7 +144,6 @@ def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any], ve
     if offset is not None:
         band["offset"] = offset
     band["spatial_resolution"] = resolution
-    asset["raster:bands"] = [band]
 
 
 def _asset(path: Path, spec: AssetSpec | None, suffix: str, groups, checksum: Checksum) -> tuple[str, dict]:

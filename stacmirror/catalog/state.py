@@ -9,11 +9,12 @@ number of items.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ..layout import Mirror
 
@@ -88,14 +89,14 @@ class CatalogState:
     def signature(self, key: str) -> tuple[list[Any], str] | None:
         """(signature, item path) of a catalogued scene, or None."""
         row = self._db.execute("SELECT signature, item FROM scenes WHERE key=?", (key,)).fetchone()
-        return (json.loads(row[0]), row[1]) if row else None
+        return (orjson.loads(row[0]), row[1]) if row else None
 
     def node_of(self, key: str) -> tuple[str, int, int] | None:
         row = self._db.execute("SELECT dataset, wrs_path, wrs_row FROM scenes WHERE key=?", (key,)).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
     def put(self, entry: dict[str, Any]) -> None:
-        values = [json.dumps(entry[c]) if c in JSON_COLUMNS else entry[c] for c in COLUMNS]
+        values = [orjson.dumps(entry[c]).decode() if c in JSON_COLUMNS else entry[c] for c in COLUMNS]
         placeholders = ",".join("?" * len(COLUMNS))
         self._db.execute(
             f"INSERT OR REPLACE INTO scenes ({','.join(COLUMNS)}) VALUES ({placeholders})", values
@@ -141,6 +142,6 @@ class CatalogState:
         query = f"SELECT {','.join(columns)} FROM scenes WHERE {where} ORDER BY item"
         for row in self._db.execute(query, args):
             yield {
-                c: json.loads(v) if c in JSON_COLUMNS and v is not None else v
+                c: orjson.loads(v) if c in JSON_COLUMNS and v is not None else v
                 for c, v in zip(columns, row, strict=True)
             }

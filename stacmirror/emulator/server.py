@@ -286,7 +286,11 @@ class Emulator:
         self._server.serve_forever()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for serve_forever to notice; it would wait forever for a loop that is
+        # not running (never started, or already ended)
+        if self._thread is not None and self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=10)
         self._server.server_close()
 
     def __enter__(self) -> Emulator:

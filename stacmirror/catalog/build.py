@@ -97,9 +97,10 @@ class _Task:
     signature: list[Any]
 
 
-def signature(folder: Path) -> list[list[Any]]:
+def signature(folder: Path | str) -> list[list[Any]]:
     """What the item depends on: the product files' names, sizes and modification times."""
-    own = {f"{folder.name}.json"} | {f"{folder.name}_{s}" for s in GENERATED_SUFFIXES}
+    name = os.path.basename(folder)
+    own = {f"{name}.json", *(f"{name}_{s}" for s in GENERATED_SUFFIXES)}
     entries = []
     with os.scandir(folder) as found:
         for entry in found:
@@ -128,15 +129,15 @@ def _scan(
     mirror: Mirror, state: CatalogState, result: CatalogResult, seen: set[str], force: bool
 ) -> Iterator[_Task]:
     """Scene folders whose item must be (re)built; unchanged ones are counted and skipped."""
-    for dataset, folder in mirror.scene_folders():
-        key = mirror.rel(folder)
+    root = str(mirror.root)
+    for dataset, folder, key in mirror.scene_folder_keys():
         seen.add(key)
         sig = signature(folder)
-        known = state.signature(key)
-        if not force and known is not None and known[0] == sig and (mirror.root / known[1]).exists():
+        known = None if force else state.signature(key)
+        if known is not None and known[0] == sig and os.path.exists(os.path.join(root, known[1])):
             result.unchanged += 1
             continue
-        yield _Task(key, dataset, folder, sig)
+        yield _Task(key, dataset, Path(folder), sig)
 
 
 def _ordered(executor: Executor, tasks: Iterable[_Task], submit, window: int) -> Iterator[tuple[_Task, Any]]:

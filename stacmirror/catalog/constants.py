@@ -35,6 +35,8 @@ MEDIA_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
     ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
 }
 
 SENSORS = {"C": "oli-tirs", "O": "oli-tirs", "T": "tm", "E": "etm", "M": "mss"}

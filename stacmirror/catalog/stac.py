@@ -37,7 +37,7 @@ from .properties import epsg_of, mtl_number, properties, sensor_of
 
 Checksum = Callable[[Path], str | None]  # a verified sha256 for a file, if one is known
 THUMBNAIL_SUFFIX = "thumb.png"
-BROWSE_SUFFIX = "browse.jpg"
+BROWSE_SUFFIXES = ("browse.jpg", "browse.png", "browse.webp", "browse.gif")  # named by their bytes
 GENERATED_SUFFIXES = (THUMBNAIL_SUFFIX,)
 
 
@@ -280,7 +280,7 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
         raise SceneError(f"{pid}: cannot read the footprint: {exc}") from None
 
     rendered = None
-    if BROWSE_SUFFIX not in files and THUMBNAIL_SUFFIX not in files:
+    if not any(s in files for s in (*BROWSE_SUFFIXES, THUMBNAIL_SUFFIX)):
         try:
             rendered = thumbnail_png(files)
         except RasterioError as exc:
@@ -291,7 +291,7 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
     rasters_opened = 0
     for suffix in sorted(files, key=lambda s: (order.index(s) if s in order else len(order), s)):
         path = files[suffix]
-        if suffix in (BROWSE_SUFFIX, THUMBNAIL_SUFFIX):
+        if suffix in (*BROWSE_SUFFIXES, THUMBNAIL_SUFFIX):
             if "thumbnail" in assets:
                 continue
             assets["thumbnail"] = {

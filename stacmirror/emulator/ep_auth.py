@@ -10,7 +10,7 @@ import json
 import secrets
 from typing import Any
 
-from .state import ApiError, ApiKey, User
+from .state import DISABLED_MESSAGE, ApiError, ApiKey, User
 
 
 class AuthEndpoints:
@@ -64,6 +64,18 @@ class AuthEndpoints:
             raise ApiError(
                 "INPUT_PARAMETER_REQUIRED", "The parameter systemId is required and was not supplied", 500
             )
+        if self.faults.downloads_disabled:
+            return [
+                {
+                    "id": 4711,
+                    "subject": "Downloads temporarily disabled",
+                    "messageContent": DISABLED_MESSAGE,
+                    "severityCode": "W",
+                    "severityText": "Warning",
+                    "severityCssClass": "warning",
+                    "dateUpdated": "2026-12-01 08:00:00",
+                }
+            ]
         return []
 
     def ep_rate_limit_summary(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +95,7 @@ class AuthEndpoints:
         pending = self.faults.pending_download_limit - sum(
             1 for q in self.queue.values() if q.user == user.name and q.status == "Preparing"
         )
-        unattempted = self.faults.pending_download_limit - sum(
+        unattempted = self.faults.unattempted_download_limit - sum(
             1
             for q in self.queue.values()
             if q.user == user.name and not q.attempted and q.status in ("Available", "Proxied")

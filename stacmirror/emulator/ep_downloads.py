@@ -22,7 +22,7 @@ from .catalogue import (
     secondary_entity_id,
 )
 from .scenes import SceneRecord
-from .state import ApiError, ApiKey, QueueItem, User, _checksum
+from .state import DISABLED_MESSAGE, ApiError, ApiKey, QueueItem, User, _checksum
 
 
 class DownloadEndpoints:
@@ -62,17 +62,21 @@ class DownloadEndpoints:
                         "entityId": scene.entity_id,
                         "datasetId": info.dataset_id,
                         "available": product.available,
-                        "filesize": tar.size if product.bundle else 0,
+                        "filesize": self._advertised_size(tar.size) if product.bundle else 0,
                         "productName": product.name,
                         "productCode": product.code,
                         "bulkAvailable": product.available,
                         "downloadSystem": product.system,
                         "downloadName": None if product.bundle else "C2L2 Tile Product Files",
-                        "secondaryDownloads": secondaries if not product.bundle or product.available else [],
+                        "secondaryDownloads": secondaries,  # the same list under every product
                         "checksum": _checksum(tar) if product.bundle else None,
                     }
                 )
         return out
+
+    def _advertised_size(self, size: int) -> int:
+        """M2M's filesize for a bundle; a host that builds bundles on request may serve other bytes."""
+        return size + 4096 if self.variation.bundle_size_differs else size
 
     def _secondary_json(self, scene, level, suffix, pfile, with_groups) -> dict[str, Any]:
         product_id, product_name = BAND_FILE_PRODUCT[level]
@@ -129,9 +133,15 @@ class DownloadEndpoints:
         now = self.clock()
         user.recent_downloads = [t for t in user.recent_downloads if now - t < 900]
         pending = sum(1 for q in self.queue.values() if q.user == user.name and q.status == "Preparing")
+        unattempted = sum(
+            1
+            for q in self.queue.values()
+            if q.user == user.name and not q.attempted and q.status in ("Available", "Proxied")
+        )
         if (
             len(user.recent_downloads) >= self.faults.recent_download_limit
             or pending >= self.faults.pending_download_limit
+            or unattempted >= self.faults.unattempted_download_limit
         ):
             raise ApiError("RATE_LIMIT_USER_DL", "User has reached download-related rate limits")
         user.recent_downloads.append(now)
@@ -162,6 +172,11 @@ class DownloadEndpoints:
                     result["numInvalidScenes"] += 1
                     continue
                 scene, level, suffix = resolved
+                if self.faults.downloads_disabled:
+                    result["failed"].append(
+                        {"entityId": entity_id, "productId": product_id, "errorMessage": DISABLED_MESSAGE}
+                    )
+                    continue
                 existing = next(
                     (
                         q
@@ -206,6 +221,8 @@ class DownloadEndpoints:
                     "entityId": entity_id,
                     "url": self.url_for(item) if ready else self._staging_url(item),
                 }
+                if self.variation.bare_request_entries:
+                    del entry["entityId"]  # as in the live captures: {downloadId, eulaCode, url}
                 result["availableDownloads" if ready else "preparingDownloads"].append(entry)
             for name in ("newRecords", "duplicateProducts"):
                 if not result[name]:
@@ -241,6 +258,10 @@ class DownloadEndpoints:
             for item in self.queue.values():
                 if item.user != key.user.name or (label and item.label != label):
                     continue
+                if self.faults.forget_labels and label:
+                    continue
+                if item.handed_over and self.variation.drop_after_handover:
+                    continue  # "the API drops entries once it has handed them over"
                 if item.status == "Preparing":
                     if not item.never_ready:
                         if item.polls_left <= 0:
@@ -248,12 +269,17 @@ class DownloadEndpoints:
                         item.polls_left -= 1
                     if item.status == "Preparing":
                         queued += 1
-                        requested.append(self._record(item, url=None))
+                        staging = (
+                            self._staging_url(item) if self.variation.staging_urls_in_requested else None
+                        )
+                        requested.append(self._record(item, url=staging))
                         continue
                 if item.status == "Available":
                     available.append(self._record(item, url=self.url_for(item)))
+                    item.handed_over = True
                 elif item.status == "Proxied":
                     requested.append(self._record(item, url=self.url_for(item)))
+                    item.handed_over = True
         return {"available": available, "requested": requested, "queueSize": queued, "eulas": []}
 
     def _record(self, item: QueueItem, url: str | None) -> dict[str, Any]:

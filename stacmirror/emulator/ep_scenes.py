@@ -32,6 +32,11 @@ class SceneEndpoints:
         start = max(1, int(payload.get("startingNumber") or 1))
         scene_filter = payload.get("sceneFilter") or {}
         matches = [s for s in self._scenes_of(info) if self._matches(s, level, info.alias, scene_filter)]
+        excluded = 0
+        if payload.get("excludeListName"):  # scenes in that scene list are left out, and counted
+            listed = set(self._list(key.user, str(payload["excludeListName"])).get(info.alias, []))
+            kept = [s for s in matches if s.entity_id not in listed]
+            excluded, matches = len(matches) - len(kept), kept
         descending = str(payload.get("sortDirection") or "DESC").upper() != "ASC"
         matches.sort(key=lambda s: (s.acquired, s.entity_id), reverse=descending)
         page = matches[start - 1 : start - 1 + max_results]
@@ -46,10 +51,15 @@ class SceneEndpoints:
             "totalHits": total,
             "totalHitsAccuracy": "exact" if scene_filter else "approximate",
             "isCustomized": False,
-            "numExcluded": 0,
+            "numExcluded": excluded,
             "startingNumber": start,
             "nextRecord": next_record,
         }
+
+    def _reported_cloud(self, scene: SceneRecord) -> float:
+        """The scene's cloud cover, or -1 (no score) for some scenes under a variation."""
+        every = self.variation.unknown_cloud_every
+        return -1.0 if every and scene.seed % every == 0 else scene.cloud_cover
 
     def ep_scene_metadata(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
         info = self._dataset(payload)
@@ -117,7 +127,7 @@ class SceneEndpoints:
                     "thumbnailPath": f"{browse_base}&size=thumb",
                 }
             ],
-            "cloudCover": f"{scene.cloud_cover:.2f}",
+            "cloudCover": f"{self._reported_cloud(scene):.2f}",
             "entityId": scene.entity_id,
             "displayId": pid,
             "orderingId": None,
@@ -161,7 +171,11 @@ class SceneEndpoints:
         cloud = f.get("cloudCoverFilter")
         if cloud:
             low, high = float(cloud.get("min", 0)), float(cloud.get("max", 100))
-            if not low <= scene.cloud_cover <= high:
+            reported = self._reported_cloud(scene)
+            if reported < 0:
+                if not cloud.get("includeUnknown"):
+                    return False
+            elif not low <= reported <= high:
                 return False
         months = f.get("seasonalFilter")
         if months and scene.acquired.month not in [int(m) for m in months]:

@@ -320,7 +320,8 @@ class ProductStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    def browse(self, scene: SceneRecord) -> Path:
+    def browse(self, scene: SceneRecord, image_format: str = "jpeg") -> Path:
+        """The natural-colour browse image, as JPEG (or PNG or WebP, re-encoded from it)."""
         path = self.root / "browse" / f"{scene.entity_id}.jpg"
         if not path.exists():
             with self._lock("browse/" + scene.entity_id):
@@ -330,7 +331,23 @@ class ProductStore:
                     write_browse_jpeg(tmp, scene)
                     tmp.with_name(tmp.name + ".aux.xml").unlink(missing_ok=True)
                     os.replace(tmp, path)
-        return path
+        if image_format == "jpeg":
+            return path
+        other = path.with_suffix("." + image_format)
+        if not other.exists():
+            with self._lock(f"browse/{scene.entity_id}.{image_format}"):
+                if not other.exists():
+                    tmp = other.with_name(f".{other.stem}.part.{image_format}")
+                    with rasterio.open(path) as src:
+                        data, profile = src.read(), src.profile
+                    profile.update(driver=image_format.upper())
+                    for key in ("tiled", "blockxsize", "blockysize", "interleave", "compress", "photometric"):
+                        profile.pop(key, None)
+                    with rasterio.Env(), rasterio.open(tmp, "w", **profile) as dst:
+                        dst.write(data)
+                    tmp.with_name(tmp.name + ".aux.xml").unlink(missing_ok=True)
+                    os.replace(tmp, other)
+        return other
 
 
 def _digest(path: Path) -> dict[str, int | str]:

@@ -11,6 +11,7 @@ Routes, as the real service lays them out:
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import logging
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from .products import ProductStore
 from .scenes import SceneSize, build_archive
 from .service import Service
-from .state import Faults
+from .state import Faults, Variation
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,30 @@ MEDIA_TYPES = {
     ".tar": "application/x-tar",
 }
 CHUNK = 1 << 20
+NUMERIC_FIELDS = {"cloudCover", "totalHits", "recordsReturned", "startingNumber", "filesize", "queueSize"}
+OPTIONAL_FIELDS = {"publishDate", "thumbnailPath", "eulaCode", "checksum", "modifiedDate", "temporalCoverage"}
+
+
+def vary_data(data: object, variation: Variation) -> object:
+    """The API's answer as a service that differs where the documentation is silent might send it."""
+    if isinstance(data, list):
+        return [vary_data(v, variation) for v in data]
+    if not isinstance(data, dict):
+        return data
+    varied: dict[str, object] = {}
+    for key, value in data.items():
+        if key in OPTIONAL_FIELDS and variation.optional_fields != "present":
+            if variation.optional_fields == "null":
+                varied[key] = None
+            continue
+        if key in ("newRecords", "duplicateProducts") and value == [] and variation.empty_object == "dict":
+            value = {}
+        if variation.numbers_as_strings and key in NUMERIC_FIELDS and isinstance(value, (int, float)):
+            value = f" {value}" if key == "cloudCover" else str(value)
+        varied[key] = vary_data(value, variation)
+    if variation.extra_fields and ("entityId" in data or "downloadId" in data):
+        varied["systemNote"] = {"addedIn": "a later release", "values": [1, "two", None]}
+    return varied
 
 
 class _Counter:
@@ -84,6 +109,14 @@ class _Handler(BaseHTTPRequestHandler):
         if "X-Auth-Token" in self.headers:
             self.server.service.stats["auth_header_to_files"] += 1
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        variation = self.server.service.variation
+        files = url.path == "/gen-bundle" or url.path.startswith("/data/collection02/")
+        if files and variation.redirect_files and "hop" not in query:
+            self.send_response(302)
+            self._header("Location", self.path + "&hop=1")
+            self._header("Content-Length", "0")
+            self.end_headers()
+            return
         if url.path == "/gen-bundle":
             self._signed_file(query, str(query.get("landsat_product_id", "")), None, head)
         elif url.path.startswith("/data/collection02/"):
@@ -118,7 +151,13 @@ class _Handler(BaseHTTPRequestHandler):
         status, envelope = server.service.handle(
             version, endpoint.strip("/"), body, self.headers.get("X-Auth-Token"), sso
         )
+        variation = server.service.variation
+        if variation != Variation() and envelope.get("data") is not None:
+            envelope = {**envelope, "data": vary_data(envelope["data"], variation)}
         payload = json.dumps(envelope).encode()
+        if variation.gzip:
+            self._plain(status, gzip.compress(payload), "application/json", encoding="gzip")
+            return
         self._plain(status, payload, "application/json")
 
     # -- files -----------------------------------------------------------------------------
@@ -139,8 +178,10 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             self._plain(404, b"Not Found")
             return
-        path = self.server.service.store.browse(found[0])
-        self._send_file(path, path.name, path.stat().st_size, head, media_type="image/jpeg", inline=True)
+        image_format = self.server.service.variation.browse_format
+        path = self.server.service.store.browse(found[0], image_format)
+        media_type = f"image/{image_format}"
+        self._send_file(path, path.name, path.stat().st_size, head, media_type=media_type, inline=True)
 
     def _send_file(
         self,
@@ -185,15 +226,22 @@ class _Handler(BaseHTTPRequestHandler):
             if start > 0:
                 server.service.stats["range_requests"] += 1
         length = end - start + 1
+        variation = server.service.variation
+        if variation.slow_first_byte and not head:
+            time.sleep(variation.slow_first_byte)
         self.send_response(206 if partial else 200)
         suffix = Path(name).suffix
-        self.send_header("Content-Type", media_type or MEDIA_TYPES.get(suffix, "application/octet-stream"))
+        self._header("Content-Type", media_type or MEDIA_TYPES.get(suffix, "application/octet-stream"))
         disposition = "inline" if inline else "attachment"
-        self.send_header("Content-Disposition", f'{disposition}; filename="{name}"')
-        self.send_header("Content-Length", str(length))
+        self._header("Content-Disposition", f'{disposition}; filename="{name}"')
+        if variation.no_content_length:
+            self.close_connection = True  # the body ends where the connection does
+            self._header("Connection", "close")
+        else:
+            self._header("Content-Length", str(length))
         if partial:
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self._header("Accept-Ranges", "bytes")
+            self._header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         if head:
             return
@@ -222,10 +270,20 @@ class _Handler(BaseHTTPRequestHandler):
                     if ahead > 0:
                         time.sleep(ahead)
 
-    def _plain(self, status: int, body: bytes, media_type: str = "text/plain") -> None:
+    def _header(self, name: str, value: str) -> None:
+        case = self.server.service.variation.header_case
+        self.send_header(
+            name.lower() if case == "lower" else name.upper() if case == "upper" else name, value
+        )
+
+    def _plain(
+        self, status: int, body: bytes, media_type: str = "text/plain", encoding: str | None = None
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", media_type)
-        self.send_header("Content-Length", str(len(body)))
+        self._header("Content-Type", media_type)
+        if encoding:
+            self._header("Content-Encoding", encoding)
+        self._header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -254,6 +312,7 @@ class Emulator:
         seed: int = 0,
         full_size: bool = False,
         faults: Faults | None = None,
+        variation: Variation | None = None,
         users: dict[str, tuple[str, bool]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -262,7 +321,7 @@ class Emulator:
         archive = build_archive(scenes=scenes, seed=seed, size=size)
         folder = Path(data_dir) / f"seed{seed}-{'full' if full_size else 'small'}"
         store = ProductStore(folder, blocksize=512 if full_size else 256)
-        self.service = Service(archive, store, users=users, faults=faults)
+        self.service = Service(archive, store, users=users, faults=faults, variation=variation)
         self._server = _Server((host, port), self.service)
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"

@@ -25,7 +25,7 @@ from .ep_lists import SceneListEndpoints
 from .ep_scenes import SceneEndpoints
 from .products import ProductStore
 from .scenes import SceneRecord
-from .state import DOWNLOAD_ENDPOINTS_PREFIX, VERSIONS, ApiError, ApiKey, Faults, QueueItem, User
+from .state import DOWNLOAD_ENDPOINTS_PREFIX, VERSIONS, ApiError, ApiKey, Faults, QueueItem, User, Variation
 
 
 class Service(AuthEndpoints, DatasetEndpoints, SceneEndpoints, SceneListEndpoints, DownloadEndpoints):
@@ -38,6 +38,7 @@ class Service(AuthEndpoints, DatasetEndpoints, SceneEndpoints, SceneListEndpoint
         *,
         users: dict[str, tuple[str, bool]] | None = None,
         faults: Faults | None = None,
+        variation: Variation | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.scenes = scenes
@@ -50,6 +51,7 @@ class Service(AuthEndpoints, DatasetEndpoints, SceneEndpoints, SceneListEndpoint
         }
         self.store = store
         self.faults = faults or Faults()
+        self.variation = variation or Variation()
         self.clock = clock
         self.base_url = "http://127.0.0.1"
         self.users = {

@@ -11,6 +11,10 @@ from shapely.geometry import Point, box, shape
 
 from .scenes import SceneRecord
 
+DISABLED_MESSAGE = (
+    "This download has been temporarily disabled. Please try again at a later time. "
+    "We apologize for the inconvenience."
+)
 VERSIONS = ("stable", "development", "experimental")
 MAX_RESULTS_CAP = 50_000
 SCENE_LIST_CAP = 50_000
@@ -47,6 +51,9 @@ class Faults:
     stale_key_breaks_login: bool = True
     expired_urls_first: int = 0  # the first N file requests get 403 as if their URL had expired
     rotate_product_ids: bool = False  # serve other product ids, as when USGS changed them in 2022
+    unattempted_download_limit: int = 20_000
+    downloads_disabled: bool = False  # the distribution system is down: requests fail, a notification says so
+    forget_labels: bool = False  # download-retrieve by label lists nothing (an earlier run's label lost)
 
 
 @dataclass
@@ -85,6 +92,7 @@ class QueueItem:
     never_ready: bool
     status: str = "Available"  # Preparing -> Available/Proxied -> Complete; Removed
     attempted: bool = False
+    handed_over: bool = False  # download-retrieve has listed it with its URL
 
 
 def iso_duration(text: str) -> float:
@@ -146,3 +154,61 @@ def _standard_coordinates(kind: Any, coords: Any) -> Any:
                 out.append([[point(p) for p in ring] for ring in polygon])
         return out
     return coords
+
+
+@dataclass(frozen=True)
+class Variation:
+    """The details ``shared/m2m/API.md`` leaves open or marks unverified, each served one way.
+
+    Seed 0 is the documented behaviour. Any other seed picks, for field number k, option
+    ``(seed + k) % len(options)``, so a few consecutive seeds serve every option of every field.
+    """
+
+    browse_format: str = "jpeg"  # jpeg | png | webp: the documentation does not say which
+    numbers_as_strings: bool = False  # cloudCover, counts and sizes sent as strings
+    extra_fields: bool = False  # fields no documentation mentions, on every record
+    optional_fields: str = "present"  # present | null | absent: optional fields
+    empty_object: str = "list"  # list ([], as live) | dict ({}): an empty newRecords/duplicateProducts
+    gzip: bool = False  # gzip-encoded API bodies
+    redirect_files: bool = False  # file hosts answer 302 to where the bytes are
+    no_content_length: bool = False  # file bodies delimited by closing the connection
+    header_case: str = "title"  # title | lower | upper
+    slow_first_byte: float = 0.0  # seconds before a file's first byte
+    bare_request_entries: bool = False  # availableDownloads entries are only {downloadId, eulaCode, url}
+    drop_after_handover: bool = False  # download-retrieve lists an URL once, then drops the entry
+    bundle_size_differs: bool = False  # M2M's filesize for bundles is not the bytes served
+    staging_urls_in_requested: bool = False  # preparing items carry a /download-staging/ URL
+    unknown_cloud_every: int = 0  # every Nth scene has cloudCover -1 in search results
+
+    OPTIONS = (
+        ("browse_format", ("jpeg", "png", "webp")),
+        ("numbers_as_strings", (False, True)),
+        ("extra_fields", (True, False)),
+        ("optional_fields", ("present", "null", "absent")),
+        ("empty_object", ("list", "dict")),
+        ("gzip", (True, False)),
+        ("redirect_files", (False, True)),
+        ("no_content_length", (True, False)),
+        ("header_case", ("title", "lower", "upper")),
+        ("slow_first_byte", (0.0, 0.3)),
+        ("bare_request_entries", (True, False)),
+        ("drop_after_handover", (False, True)),
+        ("bundle_size_differs", (True, False)),
+        ("staging_urls_in_requested", (False, True)),
+        ("unknown_cloud_every", (0, 3)),
+    )
+
+    @classmethod
+    def from_seed(cls, seed: int) -> Variation:
+        if not seed:
+            return cls()
+        return cls(
+            **{name: options[(seed + k) % len(options)] for k, (name, options) in enumerate(cls.OPTIONS)}
+        )
+
+    def describe(self) -> str:
+        default = Variation()
+        changed = [
+            f"{n}={getattr(self, n)}" for n, _ in self.OPTIONS if getattr(self, n) != getattr(default, n)
+        ]
+        return ", ".join(changed) or "documented behaviour"

@@ -2,10 +2,19 @@
 
 Each file streams into a hidden ``.<name>.part`` beside its target, resumes
 with ``Range`` after a dropped connection or a killed run, is checked against
-``Content-Length``, the advertised size and sha256, and against its magic
-bytes (an HTML error page is not a GeoTIFF), and only then is renamed into
-place. Memory use is one chunk, whatever the file size. Download hosts never
-see the M2M API key: this module has its own HTTP session.
+``Content-Length``, sha256 and its magic bytes (an HTML error page is not a
+GeoTIFF), and only then is renamed into place. Memory use is one chunk,
+whatever the file size. Download hosts never see the M2M API key: this module
+has its own HTTP session.
+
+Failures come in two classes. Transient ones (connection errors, dropped
+bodies, HTTP 5xx and 429) get bounded exponential back-off with jitter.
+Deterministic ones (a body of the wrong kind, a checksum that does not match,
+HTTP 404/410) get one immediate retry and then fail the file with the reason:
+waiting would not change the answer. The time one file may spend retrying is
+bounded too. M2M's advertised ``filesize`` is a hint (a host may build a bundle
+on request with other bytes): a difference from it is a note, not a failure,
+when ``Content-Length`` or the sha256 vouch for the bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_exponential, wait_random
 
 from ..layout import partial_path
@@ -33,7 +42,11 @@ USER_AGENT = "stacmirror-download"
 
 
 class TransferError(Exception):
-    """A transfer failed in a way that another attempt may fix."""
+    """A transfer failed; the message says why."""
+
+
+class TransientError(TransferError):
+    """A failure that another attempt, after a pause, may fix (connection, 5xx, 429, dropped body)."""
 
 
 class ExpiredURLError(TransferError):
@@ -41,7 +54,8 @@ class ExpiredURLError(TransferError):
 
 
 class IntegrityError(TransferError):
-    """The bytes arrived but are not the advertised file (size, checksum or type)."""
+    """Deterministic: the bytes are not the advertised file (checksum or type), or the host has none
+    (404/410). One immediate retry, then the file fails."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +71,17 @@ class FileResult:
     sha256: str
     resumed_from: int
     attempts: int
+    note: str | None = None  # e.g. the size differs from what M2M advertised
 
 
 @dataclass(frozen=True)
 class TransferPolicy:
-    attempts: int = 6
+    attempts: int = 6  # transient failures
     initial_wait: float = 1.0
     max_wait: float = 30.0
     url_refreshes: int = 3
+    deterministic_retries: int = 1  # immediate, for a wrong body, a bad checksum or a 404
+    max_seconds: float = 900.0  # no more retries for one file after this long
     timeout: tuple[float, float] = (15.0, 120.0)
 
 
@@ -87,7 +104,15 @@ _MAGIC: dict[str, Callable[[bytes], bool]] = {
     ".jpg": lambda h: h[:3] == b"\xff\xd8\xff",
     ".jpeg": lambda h: h[:3] == b"\xff\xd8\xff",
     ".png": lambda h: h[:8] == b"\x89PNG\r\n\x1a\n",
+    ".webp": lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP",
+    ".gif": lambda h: h[:6] in (b"GIF87a", b"GIF89a"),
 }
+IMAGE_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif"}
+
+
+def image_extension(head: bytes) -> str | None:
+    """The extension of an image by its bytes (browse images come as JPEG, PNG, WebP, ...)."""
+    return next((ext for ext in IMAGE_TYPES if _MAGIC[ext](head)), None)
 
 
 def looks_like(name: str, head: bytes) -> bool:
@@ -107,12 +132,12 @@ def fetch(
 ) -> FileResult:
     """Download ``job`` from ``url()``, retrying and resuming; raises TransferError when it gives up."""
     policy = policy or TransferPolicy()
-    current = {"url": url(), "refreshes": 0}
+    current = {"url": url(), "refreshes": 0, "deterministic": 0}
     resumed_from = partial_path(job.target).stat().st_size if partial_path(job.target).exists() else 0
 
     def attempt() -> FileResult:
         try:
-            size, digest = _transfer(session, job, current["url"], on_bytes, policy.timeout)
+            size, digest, note = _transfer(session, job, current["url"], on_bytes, policy.timeout)
         except ExpiredURLError:
             if refresh_url is None or current["refreshes"] >= policy.url_refreshes:
                 raise
@@ -120,26 +145,37 @@ def fetch(
             log.info("%s: signed URL expired, asking M2M for a fresh one", job.target.name)
             current["url"] = refresh_url()
             raise
-        return FileResult(size, digest, resumed_from, 0)
+        except IntegrityError:
+            current["deterministic"] += 1
+            raise
+        return FileResult(size, digest, resumed_from, 0, note)
+
+    def retry(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, IntegrityError):
+            return current["deterministic"] <= policy.deterministic_retries
+        return isinstance(exc, (TransientError, ExpiredURLError))
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ExpiredURLError):
-            return 0.0
+        if isinstance(exc, (ExpiredURLError, IntegrityError)):
+            return 0.0  # a fresh URL, or the one immediate retry: waiting would not change the answer
         return (
             wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
             + wait_random(0, policy.initial_wait)
         )(state)
 
     retrying = Retrying(
-        retry=retry_if_exception_type(TransferError),
-        stop=stop_after_attempt(policy.attempts + policy.url_refreshes),
+        retry=retry,
+        stop=stop_after_attempt(policy.attempts + policy.url_refreshes + policy.deterministic_retries)
+        | stop_after_delay(policy.max_seconds),
         wait=wait,
         reraise=True,
         before_sleep=lambda s: log.info("%s: %s; retrying", job.target.name, s.outcome.exception()),
     )
     result = retrying(attempt)
-    return FileResult(result.size, result.sha256, resumed_from, retrying.statistics.get("attempt_number", 1))
+    attempts = retrying.statistics.get("attempt_number", 1)
+    return FileResult(result.size, result.sha256, resumed_from, attempts, result.note)
 
 
 def _hash_prefix(path: Path, length: int) -> hashlib._Hash:
@@ -161,7 +197,7 @@ def _transfer(
     url: str,
     on_bytes: Callable[[int], None] | None,
     timeout: tuple[float, float],
-) -> tuple[int, str]:
+) -> tuple[int, str, str | None]:
     part = partial_path(job.target)
     part.parent.mkdir(parents=True, exist_ok=True)
     offset = part.stat().st_size if part.exists() else 0
@@ -171,7 +207,7 @@ def _transfer(
     try:
         response = session.get(url, headers=headers, stream=True, timeout=timeout)
     except requests.RequestException as exc:
-        raise TransferError(f"connection failed ({type(exc).__name__})") from None
+        raise TransientError(f"connection failed ({type(exc).__name__})") from None
     with response:
         status = response.status_code
         if status == 403:
@@ -180,24 +216,24 @@ def _transfer(
             return _finish(job, part, offset, _hash_prefix(part, offset))
         if status == 416:
             part.unlink(missing_ok=True)
-            raise TransferError("HTTP 416 for a partial file; starting over")
+            raise TransientError("HTTP 416 for a partial file; starting over")
         if status == 429 or status >= 500:
-            raise TransferError(f"HTTP {status} from the download host")
+            raise TransientError(f"HTTP {status} from the download host")
+        if status in (404, 410):
+            raise IntegrityError(f"HTTP {status}: the download host has no such file")
         if status not in (200, 206):
-            raise TransferError(f"unexpected HTTP {status} from the download host")
+            raise TransientError(f"unexpected HTTP {status} from the download host")
         if "text/html" in response.headers.get("Content-Type", ""):
             raise IntegrityError("the download host sent an HTML page instead of the file")
         if status == 206:
             match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
             if not match or int(match[1]) != offset:
                 part.unlink(missing_ok=True)
-                raise TransferError("the host answered a different range; starting over")
+                raise TransientError("the host answered a different range; starting over")
         else:
             offset = 0  # the host ignored Range: take the whole file from the start
         length = response.headers.get("Content-Length")
-        expected_total = offset + int(length) if length is not None else None
-        if job.size is not None and expected_total is not None and expected_total != job.size:
-            raise IntegrityError(f"the host offers {expected_total} bytes, M2M advertised {job.size}")
+        expected_total = offset + int(length) if length is not None and length.isdigit() else None
         digest = _hash_prefix(part, offset) if offset else hashlib.sha256()
         written = offset
         checked = offset > 0
@@ -221,26 +257,32 @@ def _transfer(
                 handle.flush()
                 os.fsync(handle.fileno())
         except requests.RequestException as exc:
-            raise TransferError(f"connection dropped after {written} bytes ({type(exc).__name__})") from None
+            raise TransientError(f"connection dropped after {written} bytes ({type(exc).__name__})") from None
         except IntegrityError:
             part.unlink(missing_ok=True)
             raise
         if expected_total is not None and written != expected_total:
-            raise TransferError(f"connection dropped after {written} of {expected_total} bytes")
-        return _finish(job, part, written, digest)
+            raise TransientError(f"connection dropped after {written} of {expected_total} bytes")
+        return _finish(job, part, written, digest, vouched=expected_total is not None)
 
 
-def _finish(job: FileJob, part: Path, size: int, digest: hashlib._Hash) -> tuple[int, str]:
-    if job.size is not None and size != job.size:
-        part.unlink(missing_ok=True)
-        raise IntegrityError(f"size {size} differs from the advertised {job.size}")
+def _finish(
+    job: FileJob, part: Path, size: int, digest: hashlib._Hash, vouched: bool = True
+) -> tuple[int, str, str | None]:
+    """Verify and rename into place. ``vouched``: Content-Length confirmed every byte arrived."""
     hexdigest = digest.hexdigest()
     if job.sha256 and hexdigest != job.sha256.lower():
         part.unlink(missing_ok=True)
-        raise IntegrityError("sha256 differs from the advertised checksum")
+        raise IntegrityError(f"sha256 {hexdigest[:12]}... differs from the advertised checksum")
+    note = None
+    if job.size is not None and size != job.size:
+        if not vouched and not job.sha256 and size < job.size:
+            # no length, no checksum and fewer bytes than advertised: most likely a cut body
+            raise TransientError(f"only {size} of the {job.size} advertised bytes arrived")
+        note = f"{size} bytes, M2M advertised {job.size}"
     with part.open("rb") as handle:
         if not looks_like(job.target.name, handle.read(512)):
             part.unlink(missing_ok=True)
             raise IntegrityError(f"the file does not look like a {job.target.suffix}")
     os.replace(part, job.target)
-    return size, hexdigest
+    return size, hexdigest, note

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from ..catalog.constants import asset_specs
 from ..errors import InvalidInput
 from ..landsat import COMMON_NAMES, is_product_id
 from ..m2m import DownloadFile, DownloadOption
@@ -40,14 +41,30 @@ def suffix_of(display_id: str) -> str | None:
     return None
 
 
-def resolve_bands(tokens: Iterable[str], level: int, names: Iterable[str]) -> set[str]:
-    """File suffixes for the user's ``--bands`` (suffix, stem like SR_B4/MTL, or common name like red)."""
+def common_names(sensors: Iterable[tuple[str, int]], level: int) -> dict[str, set[str]]:
+    """Common band name -> file suffix stems (lower case) for the sensors at hand: ``red`` is SR_B4
+    on OLI but SR_B3 on TM and ETM+, so the names come from each sensor's band table."""
+    found: dict[str, set[str]] = {}
+    for sensor, satellite in sensors:
+        for suffix, spec in asset_specs(sensor, level, satellite).items():
+            found.setdefault(spec.key.lower(), set()).add(PurePath(suffix).stem.lower())
+    if not found:  # no scene to tell the sensor: the OLI/TIRS names
+        found = {k: {v.lower()} for k, v in COMMON_NAMES.get(level, {}).items()}
+    found.setdefault("ang", {"ang"})
+    return found
+
+
+def resolve_bands(
+    tokens: Iterable[str], level: int, names: Iterable[str], sensors: Iterable[tuple[str, int]] = ()
+) -> set[str]:
+    """File suffixes for the user's ``--bands`` (suffix, stem like SR_B4/MTL, or common name like red),
+    matched case-insensitively against the dataset's file names."""
     names = sorted(set(names))
     by_lower = {n.lower(): n for n in names}
     by_stem: dict[str, list[str]] = {}
     for name in names:
         by_stem.setdefault(PurePath(name).stem.lower(), []).append(name)
-    common = {k: v.lower() for k, v in COMMON_NAMES.get(level, {}).items()}
+    common = common_names(sensors, level)
     chosen: set[str] = set()
     for raw in tokens:
         token = raw.strip()
@@ -58,14 +75,15 @@ def resolve_bands(tokens: Iterable[str], level: int, names: Iterable[str]) -> se
             chosen.add(by_lower[key])
         elif key in by_stem:
             chosen.update(by_stem[key])
-        elif key in common and common[key] in by_stem:
-            chosen.update(by_stem[common[key]])
+        elif key in common and any(stem in by_stem for stem in common[key]):
+            for stem in common[key]:
+                chosen.update(by_stem.get(stem, []))
         else:
             stems = ", ".join(sorted({PurePath(n).stem for n in names}))
             raise InvalidInput(
                 "bands",
                 f"the dataset has no band or file {token!r}; valid: {stems} "
-                f"(or common names: {', '.join(sorted(common))})"
+                f"(or common names: {', '.join(sorted(common))})",
             )
     if not chosen:
         raise InvalidInput("bands", "is empty")
@@ -108,8 +126,10 @@ def choose(
     suffixes: set[str] | None = None,
     groups: set[str] | None = None,
     notify: Callable[[str], None] = lambda message: None,
+    missing: dict[str, list[str]] | None = None,
 ) -> dict[str, list[Want]]:
-    """For each scene (by product id), the files to request."""
+    """For each scene (by product id), the files to request. Requested band files a scene does not
+    offer are added to ``missing`` (scene -> suffixes): the caller counts them as failures."""
     plan: dict[str, list[Want]] = {}
     for scene, scene_options in _by_scene(options).items():
         if mode == "bundle":
@@ -131,10 +151,14 @@ def choose(
             plan[scene] = _band_wants(scene, _secondaries(scene_options), lambda f, s: True)
         elif mode == "bands":
             assert suffixes is not None
-            plan[scene] = _band_wants(scene, _secondaries(scene_options), lambda f, s: s in suffixes)
-            missing = suffixes - {suffix_of(w.name) for w in plan[scene]}
-            if missing:
-                notify(f"{scene}: not offered for download: {', '.join(sorted(missing))}")
+            wanted = {s.lower() for s in suffixes}
+            plan[scene] = _band_wants(
+                scene, _secondaries(scene_options), lambda f, s, wanted=wanted: s.lower() in wanted
+            )
+            offered = {str(suffix_of(w.name)).lower() for w in plan[scene]}
+            absent = sorted(s for s in suffixes if s.lower() not in offered)
+            if absent and missing is not None:
+                missing[scene] = absent
         elif mode == "band-group":
             assert groups is not None
             plan[scene] = _band_wants(

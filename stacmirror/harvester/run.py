@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
 import threading
 import time
@@ -19,21 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
+from ..catalog.constants import SENSORS
 from ..errors import InvalidInput
 from ..landsat import ProductId
 from ..layout import Mirror, partial_path
 from ..ledger import FileRecord, Ledger, MirrorLock
-from ..m2m import AccessDeniedError, M2MClient, ReadyDownload, Scene
+from ..m2m import AccessDeniedError, M2MClient, Scene
 from .bundle import UnsafeArchiveError, extract_bundle
-from .download import FileJob, TransferError, download_session, fetch
+from .download import FileJob, TransferError, TransferPolicy, download_session, fetch, image_extension
 from .options import HarvestOptions, HarvestResult
 from .plan import Want, choose, resolve_bands
+from .queue import DownloadQueue, Entry, sleep_until
 from .selection import search
 
 log = logging.getLogger(__name__)
 
+# Browse images are extras: a few seconds at most each, one quick retry, and never a failure.
+BROWSE_POLICY = TransferPolicy(
+    attempts=1, initial_wait=0.2, max_wait=0.5, url_refreshes=0, deterministic_retries=0,
+    max_seconds=5.0, timeout=(3.0, 5.0),
+)  # fmt: skip
+BROWSE_MISSES = 3
 SCENE_LIST_CHUNK = 5_000
-REQUEST_CHUNK = 1_000
 LABEL_PREFIX = "stacmirror-"
 
 
@@ -61,13 +69,13 @@ class Harvest:
         self.summary = HarvestResult(options.out, dry_run=options.dry_run)
         self.label = f"{LABEL_PREFIX}{dt.datetime.now():%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
         self._lock = threading.Lock()
-        self._labels_used: set[str] = set()
-        self._downloads: dict[str, ReadyDownload] = {}  # entityId -> ready download
+        self.queue: DownloadQueue | None = None
+        self._missing: dict[str, list[str]] = {}  # scene -> requested files it does not offer
         self._completed: dict[int, int] = {}  # downloadId -> bytes
 
     # -- preparation (no writes) ----------------------------------------------------------------
 
-    def wanted_names(self, level: int) -> tuple[set[str] | None, set[str] | None]:
+    def wanted_names(self, level: int, scenes: list[Scene] = ()) -> tuple[set[str] | None, set[str] | None]:
         """Validated (suffixes, groups) for bands / band-group modes, from dataset-file-groups."""
         mode, dataset = self.options.mode, self.options.selection.dataset
         if mode == "bundle":
@@ -75,7 +83,12 @@ class Harvest:
         groups = self.client.dataset_file_groups(dataset)
         if mode == "bands":
             names = {name for g in groups for name in g.files}
-            return resolve_bands(self.options.bands, level, names), None
+            sensors = set()
+            for scene in scenes:
+                pid = ProductId.maybe(scene.display_id)
+                if pid is not None:
+                    sensors.add((SENSORS[pid.sensor], pid.satellite))
+            return resolve_bands(self.options.bands, level, names, sensors), None
         known = {g.group_id: g for g in groups}
         wanted = {g.strip() for g in self.options.file_groups if g.strip()}
         if not wanted:
@@ -99,8 +112,9 @@ class Harvest:
     def scene_complete(self, ledger: Ledger, scene: Scene, suffixes: set[str] | None) -> bool:
         rel = Path(self.mirror.rel(self.mirror.scene_dir(self.options.selection.dataset, scene.display_id)))
         names = self.expected_names(scene.display_id, suffixes)
-        if names is not None:
-            return all(ledger.is_present(str(rel / name)) for name in names)
+        if names is not None:  # names compared case-insensitively, as the service's may differ
+            present = {r.name.lower() for r in ledger.files_of(scene.display_id) if ledger.is_present(r.path)}
+            return all(name.lower() in present for name in names)
         bundle = ledger.file(str(rel / f"{scene.display_id}.tar"))
         if bundle is None or bundle.state != "done":
             return False
@@ -128,7 +142,9 @@ class Harvest:
             self.emit(ev.Note("no scene matches the selection"))
         levels = {ProductId.parse(s.display_id).level for s in scenes}
         level = levels.pop() if len(levels) == 1 else 2
-        suffixes, groups = self.wanted_names(level) if scenes or options.mode != "bundle" else (None, None)
+        suffixes, groups = (
+            self.wanted_names(level, scenes) if scenes or options.mode != "bundle" else (None, None)
+        )
         if options.dry_run:
             self._dry_run(scenes, suffixes, groups)
             return self.summary
@@ -180,7 +196,11 @@ class Harvest:
                     self.client.scene_list_remove(list_id)
                 except Exception as exc:  # cleanup must not hide the real outcome
                     log.warning("could not remove scene list %s: %s", list_id, exc)
-            plan.update(choose(options, mode, suffixes=suffixes, groups=groups, notify=self._note))
+            plan.update(
+                choose(
+                    options, mode, suffixes=suffixes, groups=groups, notify=self._note, missing=self._missing
+                )
+            )
         return plan
 
     def _harvest(
@@ -224,6 +244,9 @@ class Harvest:
                         wants.append(want)
                 if scene.display_id not in plan:
                     self._fail(ledger, scene.display_id, None, "no download options were offered")
+                for suffix in self._missing.get(scene.display_id, []):
+                    name = f"{scene.display_id}_{suffix}"
+                    self._fail(ledger, scene.display_id, None, f"{name} is not offered for download")
         pending_ids = {s.entity_id for s in pending}
         self.summary.files_skipped += sum(
             len(self.expected_names(s.display_id, suffixes) or [1])
@@ -243,87 +266,84 @@ class Harvest:
     # -- requesting and polling ------------------------------------------------------------------
 
     def _fetch_all(self, ledger: Ledger, wants: list[Want], session: Any) -> None:
+        """Request in waves that fit the quotas, poll until every accepted item has a URL, fetch."""
         options = self.options
-        by_entity = {w.entity_id: w for w in wants}
         self.emit(ev.FilesPlanned(len(wants), sum(w.size or 0 for w in wants)))
+        queue = self.queue = DownloadQueue(self.client, self.label, self._note)
         futures: list[Future[None]] = []
+        deadline = time.monotonic() + options.poll_timeout
         with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:
 
-            def submit(ready: ReadyDownload) -> None:
-                want = by_entity.pop(str(ready.entity_id), None)
-                if want is None or not ready.url:
-                    return
-                with self._lock:
-                    self._downloads[want.entity_id] = ready
-                futures.append(pool.submit(self._fetch_one, ledger, want, session))
+            def submit(entry: Entry) -> None:
+                futures.append(pool.submit(self._fetch_one, ledger, entry, session))
 
-            extra_labels: set[str] = set()
-            for start in range(0, len(wants), REQUEST_CHUNK):
-                chunk = wants[start : start + REQUEST_CHUNK]
-                result = self.client.download_request(
-                    self.label,
-                    downloads=[{"entityId": w.entity_id, "productId": w.product_id} for w in chunk],
-                )
-                self._labels_used.add(self.label)
-                extra_labels.update(result.duplicate_products.values())
-                for ready in result.available:
-                    if ready.entity_id:
-                        submit(ready)
-                for failed in result.failed:
-                    entity = str(failed.get("entityId", "")) if isinstance(failed, dict) else ""
-                    want = by_entity.pop(entity, None)
-                    if want:
-                        self._fail(ledger, want.display_id, want, f"refused by M2M: {failed}")
-                if result.num_invalid_scenes:
-                    self._note(f"M2M rejected {result.num_invalid_scenes} requested item(s)", "warning")
-            self._labels_used.update(label for label in extra_labels if label.startswith(LABEL_PREFIX))
-            labels = [self.label, *sorted(extra_labels - {self.label})]
-            self._poll(labels, by_entity, submit, ledger)
+            pending = list(wants)
+            while pending:
+                size = queue.wave_size()
+                while size <= 0 and time.monotonic() < deadline:
+                    # the quotas are used up: let the transfers in flight land, then ask again
+                    self._note("M2M download quota used up; waiting for transfers in flight", "warning")
+                    for future in futures:
+                        future.result()
+                    queue.refresh_limits()
+                    size = queue.wave_size()
+                    if size <= 0:
+                        sleep_until(deadline, options.poll_interval)
+                if size <= 0:
+                    for want in pending:
+                        self._fail(ledger, want.display_id, want, "the M2M download quota stayed used up")
+                    break
+                wave, pending = pending[:size], pending[size:]
+                ready, refused = queue.request(wave)
+                for want, reason in refused:
+                    self._fail(ledger, want.display_id, want, reason)
+                for entry in ready:
+                    submit(entry)
+                self._poll(queue, submit, ledger, deadline)
             for future in futures:
                 future.result()
         self.emit(ev.TransfersDone(self.summary.files_downloaded, self.summary.files_failed))
 
-    def _poll(self, labels: list[str], waiting: dict[str, Want], submit, ledger: Ledger) -> None:
+    def _poll(self, queue: DownloadQueue, submit, ledger: Ledger, deadline: float) -> None:
         interval = min(2.0, self.options.poll_interval)
-        deadline = time.monotonic() + self.options.poll_timeout
-        first = True
-        while waiting:
-            if not first:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-                interval = min(interval * 2, self.options.poll_interval)
-            first = False
-            for label in labels:
-                for ready in self.client.download_retrieve(label).with_urls():
-                    if ready.entity_id in waiting:
-                        submit(ready)
-                if not waiting:
-                    break
-            if waiting:
-                log.info("%d download(s) still being prepared", len(waiting))
-        for want in list(waiting.values()):
-            self._fail(
-                ledger,
-                want.display_id,
-                want,
-                f"not ready after {self.options.poll_timeout:.0f} s of polling download-retrieve",
-            )
-        waiting.clear()
+        while queue.waiting():
+            ready, gone = queue.poll_once()
+            for entry in ready:
+                submit(entry)
+            stale = [e for e in gone if e.label not in queue.own_labels and not e.re_requested]
+            for entry in gone:
+                if entry not in stale:
+                    entry.failed = True
+                    reason = "M2M lists it nowhere and queues nothing (download temporarily disabled?)"
+                    self._fail(ledger, entry.want.display_id, entry.want, reason)
+            if stale:
+                self._note(f"{len(stale)} earlier request(s) no longer listed; requesting them again", "info")
+                again, refused = queue.re_request(stale)
+                for entry in again:
+                    submit(entry)
+                for want, reason in refused:
+                    self._fail(ledger, want.display_id, want, reason)
+            if not queue.waiting() or time.monotonic() >= deadline:
+                break
+            log.info("%d download(s) still being prepared", len(queue.waiting()))
+            sleep_until(deadline, interval)
+            interval = min(interval * 2, self.options.poll_interval)
+        for entry in queue.waiting():
+            entry.failed = True
+            reason = f"not ready after {self.options.poll_timeout:.0f} s of polling download-retrieve"
+            self._fail(ledger, entry.want.display_id, entry.want, reason)
 
-    def _refresh_url(self, entity_id: str) -> str:
+    def _refresh_url(self, entry: Entry) -> str:
         """A fresh signed URL for a download whose URL expired."""
-        current = self._downloads[entity_id]
-        for label in [current.label or self.label, self.label, *sorted(self._labels_used)]:
-            for ready in self.client.download_retrieve(label).with_urls():
-                if ready.download_id == current.download_id or ready.entity_id == entity_id:
-                    self._downloads[entity_id] = ready
-                    return str(ready.url)
-        raise TransferError("M2M no longer lists this download; cannot refresh its URL")
+        url = self.queue.fresh_url(entry) if self.queue else None
+        if url is None:
+            raise TransferError("M2M no longer lists this download; cannot refresh its URL")
+        return url
 
     # -- fetching --------------------------------------------------------------------------------
 
-    def _fetch_one(self, ledger: Ledger, want: Want, session: Any) -> None:
+    def _fetch_one(self, ledger: Ledger, entry: Entry, session: Any) -> None:
+        want = entry.want
         target = self.mirror.scene_dir(self.options.selection.dataset, want.display_id) / want.name
         rel = self.mirror.rel(target)
         part = partial_path(target)
@@ -336,8 +356,8 @@ class Harvest:
             result = fetch(
                 session,
                 FileJob(target, want.size, want.sha256),
-                lambda: str(self._downloads[want.entity_id].url),
-                refresh_url=lambda: self._refresh_url(want.entity_id),
+                lambda: str(entry.ready.url if entry.ready else ""),
+                refresh_url=lambda: self._refresh_url(entry),
                 on_bytes=lambda n: self.emit(ev.BytesTransferred(rel, n)),
                 policy=self.options.transfer,
             )
@@ -350,7 +370,9 @@ class Harvest:
         with self._lock:
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += result.size - result.resumed_from
-            self._completed[self._downloads[want.entity_id].download_id] = result.size
+            self._completed[entry.download_id] = result.size
+        if result.note:
+            self._note(f"{want.name}: {result.note}; Content-Length and the checksum agree", "warning")
         self.emit(ev.FileVerified(rel, want.name, result.size, result.resumed_from))
         if want.kind != "bundle":
             ledger.set_file(
@@ -384,23 +406,39 @@ class Harvest:
         ledger.set_file(FileRecord(rel, want.display_id, want.name, "bundle", size, sha256, "done"))
 
     def _fetch_browse(self, ledger: Ledger, scenes: list[Scene], session: Any) -> None:
-        """The natural-colour browse image of each scene, for the catalog's thumbnails."""
+        """The natural-colour browse image of each scene, for the catalog's thumbnails: an optional
+        extra. It is named and typed by its bytes (JPEG, PNG, WebP, GIF), gets a few seconds at most,
+        and one that cannot be had is a note, never a failure; after a few misses in a row the rest
+        are skipped (the catalog renders thumbnails from the bands instead)."""
+        misses = 0
         for scene in scenes:
             browse = scene.natural_colour_browse()
-            if browse is None:
+            if browse is None or any(
+                r.kind == "browse" and ledger.is_present(r.path) for r in ledger.files_of(scene.display_id)
+            ):
                 continue
+            if misses >= BROWSE_MISSES:
+                self._note(f"browse images skipped after {misses} failures in a row", "warning")
+                return
             folder = self.mirror.scene_dir(self.options.selection.dataset, scene.display_id)
-            target = folder / f"{self.mirror.browse_stem(scene.display_id)}.jpg"
-            rel = self.mirror.rel(target)
-            if ledger.is_present(rel):
-                continue
+            stem = self.mirror.browse_stem(scene.display_id)
+            incoming = folder / f".{stem}.incoming"
             try:
-                result = fetch(
-                    session, FileJob(target, None, None), lambda b=browse: b.url, policy=self.options.transfer
-                )
+                job = FileJob(incoming, None, None)
+                result = fetch(session, job, lambda b=browse: b.url, policy=BROWSE_POLICY)
+                with incoming.open("rb") as handle:
+                    extension = image_extension(handle.read(16))
+                if extension is None:
+                    raise TransferError("the browse URL did not answer with an image")
             except TransferError as exc:
-                self._note(f"{scene.display_id}: browse image not saved ({exc})", "warning")
+                incoming.unlink(missing_ok=True)
+                misses += 1
+                self._note(f"{scene.display_id}: no browse image ({exc})")
                 continue
+            misses = 0
+            target = folder / f"{stem}{extension}"
+            os.replace(incoming, target)
+            rel = self.mirror.rel(target)
             ledger.set_file(
                 FileRecord(rel, scene.display_id, target.name, "browse", result.size, result.sha256, "done")
             )
@@ -423,14 +461,6 @@ class Harvest:
             )
 
     def _cleanup(self) -> None:
-        """Leave the user's M2M download queue as we found it."""
-        if self._completed:
-            try:
-                self.client.download_complete_proxied(dict(self._completed))
-            except Exception as exc:
-                log.warning("download-complete-proxied failed: %s", exc)
-        for label in sorted(self._labels_used):
-            try:
-                self.client.download_order_remove(label)
-            except Exception as exc:
-                log.warning("could not remove download order %s: %s", label, exc)
+        """Leave the user's M2M download queue as we found it (this run's labels only)."""
+        if self.queue is not None:
+            self.queue.cleanup(self._completed)

@@ -17,7 +17,6 @@ from typing import Any
 from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import unary_union
 
 from ..area import load_area
 from ..errors import InvalidInput
@@ -31,13 +30,10 @@ TIERS = ("T1", "T2", "RT")
 
 
 def spatial_filters(area: BaseGeometry) -> list[dict[str, Any]]:
-    """One GeoJSON spatial filter per side of the antimeridian (the service knows no wrapping)."""
+    """One GeoJSON spatial filter per polygon: the service is only shown to accept Polygon filters,
+    and knows no wrapping at the antimeridian (areas are split there). The results are merged."""
     parts = list(area.geoms) if isinstance(area, MultiPolygon) else [area]
-    east = [p for p in parts if p.centroid.x > 0]
-    west = [p for p in parts if p.centroid.x <= 0]
-    crosses = any(p.bounds[2] >= 180 for p in east) and any(p.bounds[0] <= -180 for p in west)
-    groups = [east, west] if crosses else [parts]
-    return [{"filterType": "geojson", "geoJson": mapping(unary_union(group))} for group in groups]
+    return [{"filterType": "geojson", "geoJson": mapping(part)} for part in parts]
 
 
 # -- dates and ranges ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from .models import (
     DatasetFilter,
     DownloadOption,
     DownloadRequestResult,
+    ReadyDownload,
     RetrieveResult,
     Scene,
     SearchPage,
@@ -360,6 +361,14 @@ class M2MClient:
     def download_retrieve(self, label: str | None = None) -> RetrieveResult:
         payload = {"label": label} if label else {}
         return RetrieveResult.from_json(self.call("download-retrieve", payload) or {})
+
+    def download_search(self, label: str | None = None) -> list[ReadyDownload]:
+        """Queue records (no URLs) under ``label``: how a downloadId is matched to its file."""
+        payload = {"label": label} if label else {}
+        return [ReadyDownload.from_json(r) for r in self.call("download-search", payload) or []]
+
+    def notifications(self, system_id: str = "M2M") -> list[dict[str, Any]]:
+        return [n for n in self.call("notifications", {"systemId": system_id}) or [] if isinstance(n, dict)]
 
     def download_remove(self, download_id: int) -> None:
         self.call("download-remove", {"downloadId": download_id})

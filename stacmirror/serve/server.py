@@ -23,6 +23,8 @@ from .browser import config_js
 log = logging.getLogger(__name__)
 
 MEDIA_TYPES = {
+    ".webp": "image/webp",
+    ".gif": "image/gif",
     ".json": "application/json",
     ".geojson": "application/geo+json",
     ".html": "text/html; charset=utf-8",

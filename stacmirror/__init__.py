@@ -22,6 +22,7 @@ from typing import Any
 
 from . import events
 from .api import CropResult, build_catalog, connect, crop, find_stacks, harvest, validate
+from .doctor import DoctorReport, doctor
 from .errors import (
     AccessDenied,
     CredentialsMissing,
@@ -41,6 +42,7 @@ __all__ = [
     "AccessDenied",
     "CredentialsMissing",
     "CropResult",
+    "DoctorReport",
     "HarvestResult",
     "InvalidInput",
     "Mirror",
@@ -54,6 +56,7 @@ __all__ = [
     "build_catalog",
     "connect",
     "crop",
+    "doctor",
     "events",
     "find_stacks",
     "harvest",

@@ -38,17 +38,20 @@ def connect(
     credentials: Credentials | None = None,
     *,
     on_event: ev.EventHandler | None = None,
+    record: str | Path | None = None,
 ) -> Iterator[M2MClient]:
     """A logged-in M2M client, logged out on exit.
 
     Credentials resolve as the CLI resolves them: the environment (``M2M_USERNAME`` and
     ``M2M_TOKEN``), then ``~/.config/stacmirror/credentials.ini``, then a prompt on a terminal.
     With no ``service_url`` (nor ``M2M_SERVICE_URL``) and no credentials anywhere, the built-in
-    emulator is started on loopback, and a :class:`~stacmirror.events.Note` says so.
+    emulator is started on loopback, and a :class:`~stacmirror.events.Note` says so. ``record``: a
+    folder for a redacted transcript of every call (see :mod:`stacmirror.m2m.transcript`).
     """
     from .service import open_client
 
-    with open_client(service_url, credentials=credentials, on_event=on_event) as client:
+    folder = Path(record) if record is not None else None
+    with open_client(service_url, credentials=credentials, on_event=on_event, record=folder) as client:
         yield client
 
 
@@ -73,6 +76,7 @@ def harvest(
     poll_timeout: float = 3600.0,
     on_event: ev.EventHandler | None = None,
     command: str = "harvest (Python API)",
+    record: str | Path | None = None,
 ) -> HarvestResult:
     """Search M2M and mirror the scenes into ``out``, then (unless ``catalog=False``) catalogue them.
 
@@ -108,7 +112,7 @@ def harvest(
     )
     MirrorLock(Mirror(options.out)).check_free()
     if client is None:
-        with connect(service_url, on_event=on_event) as own:
+        with connect(service_url, on_event=on_event, record=record) as own:
             result = Harvest(own, options, on_event).run()
             result.api_calls = dict(own.calls)
     else:

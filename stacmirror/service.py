@@ -16,6 +16,7 @@ from pathlib import Path
 from . import events as ev
 from .m2m import DEFAULT_SERVICE_URL, Credentials, M2MClient, Secret, resolve_credentials
 from .m2m.credentials import has_configured_credentials
+from .m2m.transcript import Transcript
 
 
 def emulator_cache() -> Path:
@@ -29,6 +30,7 @@ def open_client(
     *,
     credentials: Credentials | None = None,
     on_event: ev.EventHandler | None = None,
+    record: Path | None = None,
 ) -> Iterator[M2MClient]:
     """A logged-in client; logs out (and stops an embedded emulator) on exit."""
     emit = ev.emitter(on_event)
@@ -53,6 +55,7 @@ def open_client(
         credentials,
         url or DEFAULT_SERVICE_URL,
         on_wait=lambda message: emit(ev.Waiting(message)),
+        transcript=Transcript(record) if record is not None else None,
     )
     try:
         client.login()

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..emulator.state import Variation
 from ..errors import InvalidInput
 
 
@@ -36,6 +37,22 @@ from ..errors import InvalidInput
 @click.option("--url-ttl", type=float, default=86400.0, help="Signed URL lifetime in seconds (then 403).")
 @click.option("--throttle-bps", type=int, default=0, help="Cap each file transfer at N bytes/s.")
 @click.option("--api-latency", type=float, default=0.0, help="Seconds each API call takes.")
+@click.option(
+    "--downloads-disabled", is_flag=True, help="Downloads temporarily disabled (notification + failed)."
+)
+@click.option(
+    "--vary",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SEED",
+    help="Serve the details the M2M documentation leaves open another way (0: as documented).",
+)
+@click.option(
+    "--replay",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Answer API calls from DIR/transcript.jsonl (written with --record) instead.",
+)
 def emulator(
     host: str,
     port: int,
@@ -44,9 +61,14 @@ def emulator(
     seed: int,
     full_size: bool,
     users: tuple[str, ...],
+    vary: int,
+    replay: Path | None,
     **faults: Any,
 ) -> None:
     """Run the offline M2M emulator (API + file hosts) until interrupted."""
+    if replay is not None:
+        _replay(replay, host, port)
+        return
     from ..emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
     from ..service import emulator_cache
 
@@ -69,6 +91,7 @@ def emulator(
         url_ttl=faults["url_ttl"],
         throttle_bps=faults["throttle_bps"],
         api_latency=faults["api_latency"],
+        downloads_disabled=faults["downloads_disabled"],
     )
     emu = Emulator(
         data_dir or emulator_cache(),
@@ -76,11 +99,14 @@ def emulator(
         seed=seed,
         full_size=full_size,
         faults=fault_config,
+        variation=Variation.from_seed(vary),
         users=accounts,
         host=host,
         port=port,
     )
     click.echo(f"M2M emulator serving {emu.service_url} (users: {', '.join(accounts)})", err=False)
+    if vary:
+        click.echo(f"variation {vary}: {emu.service.variation.describe()}", err=True)
     sys.stdout.flush()
     try:
         emu.serve_forever()
@@ -88,6 +114,22 @@ def emulator(
         pass
     finally:
         emu.stop()
+
+
+def _replay(folder: Path, host: str, port: int) -> None:
+    from ..emulator.replay import ReplayServer
+
+    if not (folder / "transcript.jsonl").is_file():
+        raise InvalidInput("replay", f"{folder} holds no transcript.jsonl (write one with --record DIR)")
+    server = ReplayServer(folder, host, port)
+    click.echo(f"M2M replay serving {server.service_url} (from {folder / 'transcript.jsonl'})")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 COMMANDS = [emulator]

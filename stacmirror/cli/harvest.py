@@ -114,6 +114,7 @@ def harvest(
             catalog=not no_catalog,
             on_event=renderer,
             command=" ".join(sys.argv[1:]) if sys.argv else "harvest",
+            record=kwargs.get("record"),
         )
     finally:
         renderer.close()

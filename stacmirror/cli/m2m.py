@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput
-from .options import build_selection, json_option, selection_options, service_option
+from .options import build_selection, json_option, record_option, selection_options, service_option
 from .render import make_renderer
 
 
@@ -30,12 +30,13 @@ def scene_json(scene) -> dict[str, Any]:
 @click.command()
 @click.argument("query", required=False)
 @service_option
+@record_option
 @json_option
-def datasets(query: str | None, service_url: str | None, as_json: bool) -> None:
+def datasets(query: str | None, service_url: str | None, record: Path | None, as_json: bool) -> None:
     """List datasets matching QUERY (alias, name, dates, scene count)."""
     from ..api import connect
 
-    with connect(service_url, on_event=make_renderer(False, as_json)) as client:
+    with connect(service_url, on_event=make_renderer(False, as_json), record=record) as client:
         found = client.dataset_search(query)
     if as_json:
         rows = [
@@ -59,13 +60,14 @@ def datasets(query: str | None, service_url: str | None, as_json: bool) -> None:
 @click.command()
 @click.argument("dataset")
 @service_option
+@record_option
 @json_option
-def filters(dataset: str, service_url: str | None, as_json: bool) -> None:
+def filters(dataset: str, service_url: str | None, record: Path | None, as_json: bool) -> None:
     """List DATASET's metadata filters: label, type and allowed values."""
     from ..api import connect
     from ..m2m import InputError
 
-    with connect(service_url, on_event=make_renderer(False, as_json)) as client:
+    with connect(service_url, on_event=make_renderer(False, as_json), record=record) as client:
         try:
             found = client.dataset_filters(dataset)
         except InputError as exc:
@@ -100,7 +102,8 @@ def search(as_json: bool, geojson_out: Path | None, html_out: Path | None, **kwa
     from ..harvester.selection import search as run_search
 
     selection = build_selection(kwargs)
-    with connect(kwargs.get("service_url"), on_event=make_renderer(False, as_json)) as client:
+    renderer = make_renderer(False, as_json)
+    with connect(kwargs.get("service_url"), on_event=renderer, record=kwargs.get("record")) as client:
         scenes = run_search(client, selection, limit=kwargs.get("max_scenes"))
         calls = dict(client.calls)
     if geojson_out:

@@ -35,6 +35,12 @@ json_option = click.option(
     help="Print the result as JSON on stdout (progress as JSON lines on stderr).",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+record_option = click.option(
+    "--record",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Append a transcript of every M2M call (and download status and headers) to "
+    "DIR/transcript.jsonl, with tokens, keys and URL signatures redacted.",
+)
 
 
 def apply(options: list[Callable[..., Any]], func: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,6 +73,7 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "--max-scenes", type=click.IntRange(min=1), help="Keep at most N scenes (newest first)."
             ),
             service_option,
+            record_option,
         ],
         func,
     )

@@ -52,6 +52,7 @@ class DownloadEndpoints:
             secondaries = [
                 self._secondary_json(scene, level, suffix, files[suffix], with_groups)
                 for suffix in product_suffixes(level)
+                if suffix != self.faults.withhold_suffix
             ]
             for product in PRODUCTS[level]:
                 tar = files["tar"]
@@ -258,7 +259,7 @@ class DownloadEndpoints:
             for item in self.queue.values():
                 if item.user != key.user.name or (label and item.label != label):
                     continue
-                if self.faults.forget_labels and label:
+                if label and label in self.faults.forgotten_labels:
                     continue
                 if item.handed_over and self.variation.drop_after_handover:
                     continue  # "the API drops entries once it has handed them over"

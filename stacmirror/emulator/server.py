@@ -178,6 +178,9 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             self._plain(404, b"Not Found")
             return
+        if self.server.service.faults.browse_broken:
+            self._plain(200, HTML_ERROR, "text/html")
+            return
         image_format = self.server.service.variation.browse_format
         path = self.server.service.store.browse(found[0], image_format)
         media_type = f"image/{image_format}"

@@ -53,7 +53,9 @@ class Faults:
     rotate_product_ids: bool = False  # serve other product ids, as when USGS changed them in 2022
     unattempted_download_limit: int = 20_000
     downloads_disabled: bool = False  # the distribution system is down: requests fail, a notification says so
-    forget_labels: bool = False  # download-retrieve by label lists nothing (an earlier run's label lost)
+    forgotten_labels: tuple[str, ...] = ()  # download-retrieve by these labels lists nothing
+    browse_broken: bool = False  # browse URLs answer with an HTML page
+    withhold_suffix: str = ""  # download-options leaves out this band file of every scene
 
 
 @dataclass

@@ -23,9 +23,11 @@ import hashlib
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -129,6 +131,7 @@ def fetch(
     refresh_url: Callable[[], str] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     policy: TransferPolicy | None = None,
+    transcript: Any = None,
 ) -> FileResult:
     """Download ``job`` from ``url()``, retrying and resuming; raises TransferError when it gives up."""
     policy = policy or TransferPolicy()
@@ -137,7 +140,7 @@ def fetch(
 
     def attempt() -> FileResult:
         try:
-            size, digest, note = _transfer(session, job, current["url"], on_bytes, policy.timeout)
+            size, digest, note = _transfer(session, job, current["url"], on_bytes, policy.timeout, transcript)
         except ExpiredURLError:
             if refresh_url is None or current["refreshes"] >= policy.url_refreshes:
                 raise
@@ -197,6 +200,7 @@ def _transfer(
     url: str,
     on_bytes: Callable[[int], None] | None,
     timeout: tuple[float, float],
+    transcript: Any = None,
 ) -> tuple[int, str, str | None]:
     part = partial_path(job.target)
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -204,10 +208,13 @@ def _transfer(
     if job.size is not None and offset > job.size:
         offset = 0  # longer than the real file: not ours to trust
     headers = {"Range": f"bytes={offset}-"} if offset else {}
+    started = time.monotonic()
     try:
         response = session.get(url, headers=headers, stream=True, timeout=timeout)
     except requests.RequestException as exc:
         raise TransientError(f"connection failed ({type(exc).__name__})") from None
+    if transcript is not None:  # --record: status and headers, never the body
+        transcript.download(url, response.status_code, dict(response.headers), started)
     with response:
         status = response.status_code
         if status == 403:

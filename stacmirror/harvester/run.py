@@ -41,6 +41,7 @@ BROWSE_POLICY = TransferPolicy(
     max_seconds=5.0, timeout=(3.0, 5.0),
 )  # fmt: skip
 BROWSE_MISSES = 3
+QUOTA_CHECK_ABOVE = 100  # requests this large ask rate-limit-summary first
 SCENE_LIST_CHUNK = 5_000
 LABEL_PREFIX = "stacmirror-"
 
@@ -270,6 +271,8 @@ class Harvest:
         options = self.options
         self.emit(ev.FilesPlanned(len(wants), sum(w.size or 0 for w in wants)))
         queue = self.queue = DownloadQueue(self.client, self.label, self._note)
+        if len(wants) > QUOTA_CHECK_ABOVE:
+            queue.refresh_limits()  # the first wave must fit the quotas too
         futures: list[Future[None]] = []
         deadline = time.monotonic() + options.poll_timeout
         with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:
@@ -358,6 +361,7 @@ class Harvest:
                 FileJob(target, want.size, want.sha256),
                 lambda: str(entry.ready.url if entry.ready else ""),
                 refresh_url=lambda: self._refresh_url(entry),
+                transcript=self.client.transcript,
                 on_bytes=lambda n: self.emit(ev.BytesTransferred(rel, n)),
                 policy=self.options.transfer,
             )
@@ -425,7 +429,13 @@ class Harvest:
             incoming = folder / f".{stem}.incoming"
             try:
                 job = FileJob(incoming, None, None)
-                result = fetch(session, job, lambda b=browse: b.url, policy=BROWSE_POLICY)
+                result = fetch(
+                    session,
+                    job,
+                    lambda b=browse: b.url,
+                    policy=BROWSE_POLICY,
+                    transcript=self.client.transcript,
+                )
                 with incoming.open("rb") as handle:
                     extension = image_extension(handle.read(16))
                 if extension is None:

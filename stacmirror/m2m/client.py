@@ -47,6 +47,7 @@ from .models import (
     Scene,
     SearchPage,
 )
+from .transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,10 @@ class M2MClient:
         sleep: Callable[[float], None] = time.sleep,
         on_wait: Callable[[str], None] | None = None,
         session: requests.Session | None = None,
+        transcript: Transcript | None = None,
     ):
+        self.transcript = transcript  # --record: every call, redacted
+        self.last_date: str | None = None  # the Date header of the last answer (doctor's clock check)
         self.service_url = service_url if service_url.endswith("/") else service_url + "/"
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
@@ -213,6 +217,9 @@ class M2MClient:
             body = response.json()
         except ValueError:
             body = None
+        self.last_date = response.headers.get("Date")
+        if self.transcript is not None:
+            self.transcript.api(endpoint, payload, response.status_code, body, started)
         if not isinstance(body, dict) or "errorCode" not in body:
             kind = response.headers.get("Content-Type", "?").split(";")[0]
             if response.status_code == 429:

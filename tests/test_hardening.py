@@ -252,6 +252,10 @@ def test_doctor_passes_and_says_what_to_do_when_it_does_not(make_emulator, tmp_p
     assert viewer.returncode == 1 and "MACHINE" in viewer.stdout and "viewer-token" not in viewer.stdout
     down = doctor(M2M_SERVICE_URL="http://127.0.0.1:9/api/api/json/stable/")
     assert down.returncode == 1 and "service reachable" in down.stdout
+    emu.service.faults = Faults(recent_download_limit=0, clock_skew=900.0)
+    exhausted = doctor()
+    assert exhausted.returncode == 1 and "FAIL  download quota" in exhausted.stdout
+    assert "FAIL  clock: 900 s behind the service" in exhausted.stdout
     emu.service.faults = Faults(downloads_disabled=True)
     disabled = subprocess.run(
         [*STACMIRROR, "doctor", "--json"], env=env, capture_output=True, text=True, timeout=60

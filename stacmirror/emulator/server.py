@@ -88,6 +88,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         log.debug("emulator: " + format, *args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        skew = self.server.service.faults.clock_skew
+        return super().date_time_string((timestamp or time.time()) + skew)
+
     # -- routing ---------------------------------------------------------------------------
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming

@@ -55,6 +55,7 @@ class Faults:
     downloads_disabled: bool = False  # the distribution system is down: requests fail, a notification says so
     forgotten_labels: tuple[str, ...] = ()  # download-retrieve by these labels lists nothing
     browse_broken: bool = False  # browse URLs answer with an HTML page
+    clock_skew: float = 0.0  # seconds the Date header is off from the real time
     withhold_suffix: str = ""  # download-options leaves out this band file of every scene
 
 

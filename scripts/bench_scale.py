@@ -91,6 +91,15 @@ def _rss_mb(pid: int) -> float:
         return 0.0
 
 
+def _clear_catalog(out: Path) -> None:
+    """Remove what a catalog build writes (items, catalogs, collections, state); keep the MTLs."""
+    shutil.rmtree(out / ".stacmirror", ignore_errors=True)
+    for folder, _, names in os.walk(out):
+        for name in names:
+            if name.endswith(".json") and not name.endswith("_MTL.json"):
+                os.unlink(os.path.join(folder, name))
+
+
 def build(out: Path, workers: int, force: bool) -> dict:
     """One build in a fresh process; its workers' peak RSS is sampled from /proc meanwhile."""
     args = [sys.executable, "-c", BUILD, str(out), str(workers), "force" if force else "incremental"]
@@ -132,11 +141,7 @@ def main() -> None:
         out = args.data / f"mirror-{size}"
         print(f"{size} scenes:", flush=True)
         synthesise(out, size)
-        for stale in [out / "catalog.json", out / ".stacmirror"]:
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            else:
-                stale.unlink(missing_ok=True)
+        _clear_catalog(out)  # a full build from nothing: every item and parent is written
         full = build(out, args.workers, force=True)
         noop = build(out, args.workers, force=False)
         assert full["errors"] == 0 and noop["written"] == 0, (full, noop)

@@ -14,7 +14,7 @@ import pystac
 import pytest
 
 import stacmirror
-from stacmirror.catalog import build as build_module
+from stacmirror.catalog import parents as parents_module
 from stacmirror.catalog.walk import item_files
 from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
 from stacmirror.layout import Mirror
@@ -32,7 +32,7 @@ def links_per_node(root: Path) -> dict[Path, int]:
 
 
 def test_rows_past_the_link_limit_split_by_year_and_still_load(tmp_path: Path, shared, monkeypatch) -> None:
-    monkeypatch.setattr(build_module, "MAX_LINKS", 10)
+    monkeypatch.setattr(parents_module, "MAX_LINKS", 10)
     out = tmp_path / "m"
     records = list(synthetic_records(24, seed=3, tiles=[(40, 33)], start=dt.date(2018, 1, 1), years=4))
     records += list(synthetic_records(5, seed=4, tiles=[(41, 34)]))

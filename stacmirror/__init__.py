@@ -61,17 +61,34 @@ __all__ = [
     "find_stacks",
     "harvest",
     "items",
+    "query",
     "validate",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-def items(path: Any, collection: str | None = None, **filters: Any) -> Any:
+def items(
+    path: Any,
+    collection: str | None = None,
+    *,
+    bbox: Any = None,
+    datetime: str | None = None,
+    query: dict[str, Any] | None = None,
+    **filters: Any,
+) -> Any:
     """The mirror's items with absolute hrefs and ``proj:epsg``, ready for ``stackstac.stack``.
 
-    See :func:`stacmirror.catalog.load.items`.
+    ``bbox``, ``datetime`` and ``query`` select through the collections' ``items.parquet``;
+    see :func:`stacmirror.catalog.load.items`.
     """
     from .catalog.load import items as load_items
 
-    return load_items(path, collection, **filters)
+    return load_items(path, collection, bbox=bbox, datetime=datetime, query=query, **filters)
+
+
+def query(out: Any, **filters: Any) -> Any:
+    """Search the mirror offline; see :func:`stacmirror.offline_search.search`."""
+    from .offline_search import search
+
+    return search(out, **filters)

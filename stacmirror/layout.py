@@ -4,6 +4,7 @@
 
     OUT/catalog.json
     OUT/<dataset>/collection.json                                 children: one catalog per WRS path
+    OUT/<dataset>/items.parquet                                   the items as stac-geoparquet
     OUT/<dataset>/<PPP>/catalog.json                              children: one catalog per WRS row
     OUT/<dataset>/<PPP>/<RRR>/catalog.json                        the items (or years, past 1 000)
     OUT/<dataset>/<PPP>/<RRR>/catalog-<YYYY>.json                 a year's items, in a split row
@@ -65,6 +66,13 @@ class Mirror:
 
     def collection_path(self, dataset: str) -> Path:
         return self.root / dataset / "collection.json"
+
+    def items_parquet(self, dataset: str) -> Path:
+        """The collection's items as stac-geoparquet (for queries and the STAC API)."""
+        return self.root / dataset / "items.parquet"
+
+    def item_parquets(self) -> list[Path]:
+        return [d / "items.parquet" for d in self.dataset_dirs() if (d / "items.parquet").exists()]
 
     def path_catalog(self, dataset: str, wrs_path: int) -> Path:
         return self.root / dataset / f"{wrs_path:03d}" / "catalog.json"

@@ -95,6 +95,8 @@ def _normalised(root: Path) -> dict[str, bytes]:
     for path in sorted(root.rglob("*")):
         if not path.is_file() or ".stacmirror" in path.parts:
             continue
+        if path.suffix == ".parquet":  # its rows hold `created`; test_search checks its content
+            continue
         data = path.read_bytes()
         if path.suffix == ".json":
             text = json.loads(data)

@@ -13,6 +13,8 @@ from typing import Any
 
 import pystac
 
+from ..errors import InvalidInput
+
 
 def _epsg(code: Any) -> int | None:
     if isinstance(code, str) and code.upper().startswith("EPSG:"):
@@ -20,35 +22,103 @@ def _epsg(code: Any) -> int | None:
     return None
 
 
-def items(path: str | Path, collection: str | None = None, **filters: Any) -> pystac.ItemCollection:
+OPERATORS = {
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+    "lt": lambda a, b: a is not None and a < b,
+    "lte": lambda a, b: a is not None and a <= b,
+    "gt": lambda a, b: a is not None and a > b,
+    "gte": lambda a, b: a is not None and a >= b,
+}
+
+
+def _matches(properties: dict[str, Any], query: dict[str, Any]) -> bool:
+    """The STAC API ``query`` extension: ``{"eo:cloud_cover": {"lt": 30}}``."""
+    for name, tests in query.items():
+        for op, value in (tests.items() if isinstance(tests, dict) else [("eq", tests)]):
+            if op not in OPERATORS:
+                raise InvalidInput("query", f"unknown operator {op!r}; known: {', '.join(OPERATORS)}")
+            if not OPERATORS[op](properties.get(name), value):
+                return False
+    return True
+
+
+def items(
+    path: str | Path,
+    collection: str | None = None,
+    *,
+    bbox: Any = None,
+    datetime: str | None = None,
+    query: dict[str, Any] | None = None,
+    **filters: Any,
+) -> pystac.ItemCollection:
     """The catalog's items (optionally of one collection, and with properties equal to ``filters``).
 
     Keyword filters use property names with ``_`` for ``:``, e.g.
-    ``items("mirror", landsat_wrs_path="044", platform="landsat-8")``.
+    ``items("mirror", landsat_wrs_path="044", platform="landsat-8")``. ``bbox`` (W,S,E,N: items
+    whose geometry intersects it), ``datetime`` (``"2021-01-01/2021-12-31"``, either end may be
+    ``..``) and ``query`` (the STAC API query extension, e.g. ``{"eo:cloud_cover": {"lt": 30}}``)
+    select through the collections' ``items.parquet`` without walking the tree.
     """
     root = Path(path)
     if root.is_dir():
         root = root / "catalog.json"
+    if bbox is not None or datetime is not None:
+        return _selected(root.parent, collection, bbox, datetime, query or {}, filters)
     catalog = pystac.read_file(str(root.resolve()))
-    wanted = {
-        name.replace("_", ":", 1)
-        if ":" not in name and name.startswith(("landsat_", "eo_", "view_", "proj_", "grid_", "sci_"))
-        else name: value
-        for name, value in filters.items()
-    }
+    wanted = _wanted(filters)
     selected = []
     for item in catalog.get_items(recursive=True):
         if collection is not None and item.collection_id != collection:
             continue
         if any(item.properties.get(name) != value for name, value in wanted.items()):
             continue
-        item.make_asset_hrefs_absolute()
-        epsg = _epsg(item.properties.get("proj:code"))
-        if epsg is not None:
-            item.properties["proj:epsg"] = epsg
-        for asset in item.assets.values():
-            code = _epsg(asset.extra_fields.get("proj:code"))
-            if code is not None:
-                asset.extra_fields["proj:epsg"] = code
-        selected.append(item)
+        if query and not _matches(item.properties, query):
+            continue
+        selected.append(_for_loaders(item))
     return pystac.ItemCollection(selected)
+
+
+def _wanted(filters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name.replace("_", ":", 1)
+        if ":" not in name and name.startswith(("landsat_", "eo_", "view_", "proj_", "grid_", "sci_"))
+        else name: value
+        for name, value in filters.items()
+    }
+
+
+def _selected(out: Path, collection, bbox, datetime, query, filters) -> pystac.ItemCollection:
+    from ..offline_search import search
+
+    start, _, end = (datetime or "..").partition("/")
+    found = search(
+        out,
+        collection=collection,
+        bbox=bbox,
+        start=None if start in ("", "..") else start,
+        end=None if end in ("", "..") else (end or start),
+    )
+    wanted = _wanted(filters)
+    selected = []
+    for entry in found.items:
+        item = pystac.Item.from_file(entry["item"])
+        if any(item.properties.get(name) != value for name, value in wanted.items()):
+            continue
+        if query and not _matches(item.properties, query):
+            continue
+        selected.append(_for_loaders(item))
+    return pystac.ItemCollection(selected)
+
+
+def _for_loaders(item: pystac.Item) -> pystac.Item:
+    """Absolute asset hrefs and ``proj:epsg`` back, as stackstac needs them."""
+    item.make_asset_hrefs_absolute()
+    epsg = _epsg(item.properties.get("proj:code"))
+    if epsg is not None:
+        item.properties["proj:epsg"] = epsg
+    for asset in item.assets.values():
+        code = _epsg(asset.extra_fields.get("proj:code"))
+        if code is not None:
+            asset.extra_fields["proj:epsg"] = code
+    return item

@@ -15,6 +15,7 @@ from typing import Any
 from ..fileio import relative_href, write_json_atomic
 from ..layout import Mirror
 from .constants import EXT, STAC_VERSION
+from .parquet import write_items_parquet
 from .state import CatalogState
 from .templates import load_template
 
@@ -63,6 +64,9 @@ def write_parents(
         collection_path = mirror.collection_path(dataset)
         if dataset in {d for d, _, _ in dirty}:
             result.parents_written += write_if_changed(collection_path, _collection(mirror, state, dataset))
+        if dataset in {d for d, _, _ in dirty} or not mirror.items_parquet(dataset).exists():
+            write_items_parquet(mirror, state, dataset)
+            result.parents_written += 1
         title = json.loads(collection_path.read_text()).get("title", dataset)
         root["links"].append(
             {
@@ -86,6 +90,7 @@ def write_parents(
     for dataset_dir in mirror.dataset_dirs():
         if dataset_dir.name not in datasets:
             mirror.collection_path(dataset_dir.name).unlink(missing_ok=True)
+            mirror.items_parquet(dataset_dir.name).unlink(missing_ok=True)
     result.parents_written += write_if_changed(mirror.catalog_path, root)
 
 

@@ -1,0 +1,160 @@
+"""Searching a mirror offline: items.parquet kept in step by the catalog step, `stacmirror query`
+and `stacmirror.items(bbox=, datetime=, query=)` against a brute-force scan of the item files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from shapely.geometry import box, shape
+
+import stacmirror
+from stacmirror.catalog.parquet import _centre, z_order
+from stacmirror.catalog.walk import item_files
+from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
+from stacmirror.layout import Mirror
+from stacmirror.offline_search import search
+
+from .helpers import STACMIRROR, run_harvest
+
+DATASET = "landsat_ot_c2_l2"
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("search") / "m"
+    write_metadata_mirror(out, synthetic_records(400, seed=7))
+    assert stacmirror.build_catalog(out, workers=1).ok
+    return out
+
+
+def brute_force(out: Path, *, area=None, start=None, end=None, cloud_max=None, path=None, platform=None):
+    found = []
+    for item_file in item_files(Mirror(out).collection_path(DATASET)):
+        item = json.loads(item_file.read_text())
+        props = item["properties"]
+        when = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+        if area is not None and not shape(item["geometry"]).intersects(area):
+            continue
+        if start and when < dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc):
+            continue
+        if end and when >= dt.datetime.fromisoformat(end).replace(tzinfo=dt.timezone.utc) + dt.timedelta(
+            days=1
+        ):
+            continue
+        if cloud_max is not None and not (
+            props.get("eo:cloud_cover") is not None and props["eo:cloud_cover"] <= cloud_max
+        ):
+            continue
+        if path is not None and props["landsat:wrs_path"] != f"{path:03d}":
+            continue
+        if platform is not None and props["platform"] != platform:
+            continue
+        found.append(item["id"])
+    return sorted(found)
+
+
+def test_parquet_holds_every_item_sorted_by_space_then_time(mirror: Path) -> None:
+    import stac_geoparquet.arrow
+
+    table = pq.read_table(Mirror(mirror).items_parquet(DATASET))
+    assert table.num_rows == 400
+    items = list(stac_geoparquet.arrow.stac_table_to_items(table))
+    on_disk = {p.stem for p in item_files(Mirror(mirror).collection_path(DATASET))}
+    assert {i["id"] for i in items} == on_disk
+    keys = [z_order(*_centre(i["bbox"])) for i in items]
+    assert keys == sorted(keys)
+    first = items[0]
+    assert first["assets"]["mtl.txt"]["href"].startswith("./")  # relative to the collection folder
+    assert (Mirror(mirror).collection_path(DATASET).parent / first["assets"]["mtl.txt"]["href"]).exists()
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"bbox": "-100,20,-60,50"},
+        {"bbox": "-100,20,-60,50", "start": "2015-01-01", "end": "2019-12-31", "cloud_max": 40},
+        {"start": "2020-06-01", "end": "2020-06-30"},
+        {"path": 100},
+        {"platform": "landsat-9", "cloud_max": 10},
+        {"bbox": "170,-60,-170,60"},  # across the antimeridian
+    ],
+)
+def test_query_equals_a_brute_force_scan(mirror: Path, filters: dict) -> None:
+    area = (
+        stacmirror.Selection(DATASET, "2000-01-01", "2030-01-01", bbox=filters["bbox"]).area
+        if "bbox" in filters
+        else None
+    )
+    expected = brute_force(
+        mirror, area=area, start=filters.get("start"), end=filters.get("end"),
+        cloud_max=filters.get("cloud_max"), path=filters.get("path"), platform=filters.get("platform"),
+    )  # fmt: skip
+    result = search(mirror, **filters)
+    assert sorted(result.ids) == expected
+    assert expected or "path" in filters  # most cases find something: the test has teeth
+
+
+def test_query_command_prints_ids_json_and_geojson(mirror: Path, tmp_path: Path) -> None:
+    ids = subprocess.run(
+        [*STACMIRROR, "query", str(mirror), "--bbox=-100,20,-60,50", "--ids"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    area = box(-100, 20, -60, 50)
+    assert sorted(ids.stdout.split()) == brute_force(mirror, area=area)
+    geojson = tmp_path / "found.geojson"
+    as_json = subprocess.run(
+        [*STACMIRROR, "query", str(mirror), "--start", "2016-01-01", "--end", "2016-12-31", "--limit", "3",
+         "--json", "--geojson", str(geojson)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    report = json.loads(as_json.stdout)
+    assert report["count"] == 3 and len(json.loads(geojson.read_text())["features"]) == 3
+    bad = subprocess.run(
+        [*STACMIRROR, "query", str(mirror), "--start", "2016-13-01"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("stacmirror: error: --start")
+
+
+def test_parquet_follows_added_and_removed_scenes(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    records = list(synthetic_records(30, seed=9))
+    write_metadata_mirror(out, records[:20])
+    stacmirror.build_catalog(out, workers=1)
+    write_metadata_mirror(out, records[20:])
+    stacmirror.build_catalog(out, workers=1)
+    parquet = Mirror(out).items_parquet(DATASET)
+    assert pq.read_table(parquet).num_rows == 30
+    gone = records[0].display_id(2)
+    shutil.rmtree(Mirror(out).scene_dir(DATASET, gone))
+    stacmirror.build_catalog(out, workers=1)
+    table = pq.read_table(parquet, columns=["id"])
+    assert table.num_rows == 29 and gone not in table.column("id").to_pylist()
+
+
+def test_items_select_through_the_parquet_and_load(emulator, tmp_path: Path) -> None:
+    import stackstac
+
+    run_harvest(
+        emulator, tmp_path, mode="bands", bands=["red", "qa_pixel", "MTL"], max_scenes=4, browse=False
+    )
+    stacmirror.build_catalog(tmp_path, workers=1)
+    every = stacmirror.items(tmp_path)
+    dates = sorted(i.properties["datetime"][:10] for i in every)
+    window = f"{dates[1]}/{dates[-1]}"
+    chosen = stacmirror.items(
+        tmp_path, bbox="-122.6,38.0,-120.0,39.6", datetime=window, query={"eo:cloud_cover": {"lte": 100}}
+    )
+    assert {i.id for i in chosen} == {i.id for i in every if dates[1] <= i.properties["datetime"][:10]}
+    cube = stackstac.stack(chosen, assets=["red"], epsg=chosen[0].properties["proj:epsg"])
+    assert cube.shape[0] == len(chosen)
+    with pytest.raises(stacmirror.InvalidInput):
+        stacmirror.items(tmp_path, bbox="-122.6,38.0,-120.0,39.6", query={"eo:cloud_cover": {"about": 3}})

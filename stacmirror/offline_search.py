@@ -69,6 +69,7 @@ def search(
     start: Any = None,
     end: Any = None,
     cloud_max: float | None = None,
+    cloud_min: float | None = None,
     path: int | None = None,
     row: int | None = None,
     platform: str | None = None,
@@ -110,6 +111,9 @@ def search(
     if cloud_max is not None:
         where.append('"eo:cloud_cover" <= ?')
         args.append(float(cloud_max))
+    if cloud_min is not None:
+        where.append('"eo:cloud_cover" >= ?')
+        args.append(float(cloud_min))
     for column, value in (("landsat:wrs_path", path), ("landsat:wrs_row", row)):
         if value is not None:
             where.append(f'"{column}" = ?')

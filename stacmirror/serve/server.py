@@ -1,7 +1,8 @@
 """``stacmirror serve``: STAC Browser, the catalog and its assets from one origin.
 
 * ``/`` — STAC Browser's built files, ``/config.js`` — its runtime configuration;
-* ``/catalog/…`` — the mirror (catalog JSON and the assets it points at).
+* ``/catalog/…`` — the mirror (catalog JSON and the assets it points at);
+* ``/api/…`` — a STAC API over the mirror (:mod:`.api`), with item search.
 
 Every response carries CORS headers; files answer HTTP ``Range`` requests (COG previews need
 them) with the right media type. A request never reaches a file outside its root: the path is
@@ -11,13 +12,15 @@ files (``.stacmirror/``, partial downloads) are not served.
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from .api import StacApi
 from .browser import config_js
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib naming
         self.send_response(204)
-        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -90,8 +93,25 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         self._get(head=False)
 
+    def do_POST(self) -> None:  # noqa: N802
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if path.rstrip("/") == "/api/search":
+            self._api(path, body, "POST", head=False)
+        else:
+            self._bytes(b"Method Not Allowed", "text/plain", False, status=405)
+
+    def _api(self, path: str, body: bytes, method: str, head: bool) -> None:
+        params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        status, media_type, document = self.server.api.handle(method, path, params, body)
+        self._bytes(json.dumps(document).encode(), media_type, head, status=status)
+
     def _get(self, head: bool) -> None:
         path = urlsplit(self.path).path
+        if path == "/api" or path.startswith("/api/"):
+            self._api(path, b"", "GET", head)
+            return
         if path == "/config.js":
             self._bytes(
                 config_js(self.server.out, self.server.base_url).encode(), "application/javascript", head
@@ -178,3 +198,4 @@ class ServeServer(ThreadingHTTPServer):
         bound_host, bound_port = self.server_address[:2]
         shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
         self.base_url = f"http://{shown}:{bound_port}"
+        self.api = StacApi(self.out, self.base_url)

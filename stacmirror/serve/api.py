@@ -1,0 +1,313 @@
+"""A STAC API over the mirror, at ``/api/``, backed by the collections' ``items.parquet``.
+
+Landing page, conformance, collections, a collection's items, one item, and ``/search`` by GET and
+POST with ``bbox``/``intersects``, ``datetime``, ``ids``, ``collections``, ``limit`` and next-page
+links, and filtering on ``eo:cloud_cover`` through the ``query`` extension or a CQL2 JSON
+``filter`` (comparisons joined by ``and``). Items are the catalog's own files, with asset hrefs
+made absolute to the served ``/catalog/`` tree. No existing STAC API server could be used: those
+on PyPI need a database or DuckDB's spatial extension, which is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from shapely.geometry import shape
+
+from ..errors import InvalidInput, StacmirrorError
+from ..layout import Mirror
+from ..offline_search import search
+
+STAC_VERSION = "1.1.0"
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 1_000
+CONFORMANCE = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0/item-search#query",
+    "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+]
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def cloud_bounds(
+    query: dict[str, Any] | None, cql: dict[str, Any] | None
+) -> tuple[float | None, float | None]:
+    """(min, max) of eo:cloud_cover from the query extension and a CQL2 JSON filter."""
+    low: float | None = None
+    high: float | None = None
+    epsilon = 1e-9
+
+    def apply(op: str, value: Any) -> None:
+        nonlocal low, high
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ApiError(400, f"eo:cloud_cover needs a number, got {value!r}") from None
+        if op in ("lt", "<"):
+            high = min(high, number - epsilon) if high is not None else number - epsilon
+        elif op in ("lte", "<="):
+            high = min(high, number) if high is not None else number
+        elif op in ("gt", ">"):
+            low = max(low, number + epsilon) if low is not None else number + epsilon
+        elif op in ("gte", ">="):
+            low = max(low, number) if low is not None else number
+        elif op in ("eq", "="):
+            apply("gte", number)
+            apply("lte", number)
+        else:
+            raise ApiError(400, f"unsupported operator {op!r} on eo:cloud_cover")
+
+    for name, tests in (query or {}).items():
+        if name != "eo:cloud_cover":
+            raise ApiError(400, f"query on {name!r} is not supported (only eo:cloud_cover)")
+        for op, value in tests.items() if isinstance(tests, dict) else [("eq", tests)]:
+            apply(op, value)
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict) or "op" not in node:
+            raise ApiError(400, "filter must be CQL2 JSON, e.g. {'op': '<', 'args': [{'property': ...}, 30]}")
+        op, args = node["op"], node.get("args") or []
+        if op == "and":
+            for arg in args:
+                walk(arg)
+            return
+        if len(args) != 2 or not isinstance(args[0], dict) or args[0].get("property") != "eo:cloud_cover":
+            raise ApiError(400, "filter supports comparisons of eo:cloud_cover, joined by 'and'")
+        apply(op, args[1])
+
+    if cql is not None:
+        walk(cql)
+    return low, high
+
+
+class StacApi:
+    """Answers STAC API requests for one mirror; ``handle`` returns (status, media type, body)."""
+
+    def __init__(self, out: Path, base_url: str):
+        self.mirror = Mirror(out)
+        self.base = base_url.rstrip("/")
+        self.api = self.base + "/api"
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, params: dict[str, str], body: bytes) -> tuple[int, str, Any]:
+        parts = [p for p in path[len("/api") :].split("/") if p]
+        try:
+            if not parts:
+                return 200, JSON, self.landing()
+            if parts == ["conformance"]:
+                return 200, JSON, {"conformsTo": CONFORMANCE}
+            if parts == ["collections"]:
+                return 200, JSON, self.collections()
+            if parts[0] == "collections" and len(parts) == 2:
+                return 200, JSON, self.collection(parts[1])
+            if parts[0] == "collections" and len(parts) == 3 and parts[2] == "items":
+                return 200, GEOJSON, self.search({**params, "collections": parts[1]}, path_base=path)
+            if parts[0] == "collections" and len(parts) == 4 and parts[2] == "items":
+                return 200, GEOJSON, self.item(parts[1], parts[3])
+            if parts == ["search"]:
+                if method == "POST":
+                    try:
+                        request = json.loads(body or b"{}")
+                    except ValueError:
+                        raise ApiError(400, "the body is not JSON") from None
+                    return 200, GEOJSON, self.search(request, post=True)
+                return 200, GEOJSON, self.search(params)
+            raise ApiError(404, f"no such resource: {path}")
+        except ApiError as exc:
+            return (
+                exc.status,
+                JSON,
+                {"code": "BadRequest" if exc.status == 400 else "NotFound", "description": str(exc)},
+            )
+        except (InvalidInput, StacmirrorError, ValueError) as exc:
+            return 400, JSON, {"code": "BadRequest", "description": str(exc)}
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def _collection_ids(self) -> list[str]:
+        return [p.parent.name for p in self.mirror.item_parquets()]
+
+    def landing(self) -> dict[str, Any]:
+        root = json.loads(self.mirror.catalog_path.read_text())
+        links = [
+            {"rel": "self", "href": f"{self.api}/", "type": JSON},
+            {"rel": "root", "href": f"{self.api}/", "type": JSON},
+            {"rel": "conformance", "href": f"{self.api}/conformance", "type": JSON},
+            {"rel": "data", "href": f"{self.api}/collections", "type": JSON},
+            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "GET"},
+            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "POST"},
+        ]
+        links += [
+            {"rel": "child", "href": f"{self.api}/collections/{c}", "type": JSON, "title": c}
+            for c in self._collection_ids()
+        ]
+        return {
+            "type": "Catalog",
+            "stac_version": STAC_VERSION,
+            "id": "stacmirror-api",
+            "title": root.get("title", "stacmirror"),
+            "description": root.get("description", "A Landsat mirror"),
+            "conformsTo": CONFORMANCE,
+            "links": links,
+        }
+
+    def collection(self, collection_id: str) -> dict[str, Any]:
+        path = self.mirror.collection_path(collection_id)
+        if collection_id not in self._collection_ids() or not path.exists():
+            raise ApiError(404, f"no collection {collection_id!r}")
+        data = json.loads(path.read_text())
+        here = f"{self.api}/collections/{collection_id}"
+        kept = [link for link in data.get("links", []) if "://" in str(link.get("href", ""))]
+        data["links"] = [
+            {"rel": "self", "href": here, "type": JSON},
+            {"rel": "root", "href": f"{self.api}/", "type": JSON},
+            {"rel": "parent", "href": f"{self.api}/", "type": JSON},
+            {"rel": "items", "href": f"{here}/items", "type": GEOJSON},
+            *kept,
+        ]
+        for asset in (data.get("assets") or {}).values():
+            asset["href"] = self._asset_url(path.parent, asset["href"])
+        return data
+
+    def collections(self) -> dict[str, Any]:
+        return {
+            "collections": [self.collection(c) for c in self._collection_ids()],
+            "links": [
+                {"rel": "self", "href": f"{self.api}/collections", "type": JSON},
+                {"rel": "root", "href": f"{self.api}/", "type": JSON},
+            ],
+        }
+
+    def _asset_url(self, folder: Path, href: str) -> str:
+        if "://" in href:
+            return href
+        target = (folder / href).resolve()
+        return f"{self.base}/catalog/{target.relative_to(self.mirror.root.resolve()).as_posix()}"
+
+    def _item(self, path: Path) -> dict[str, Any]:
+        item = json.loads(path.read_text())
+        for asset in item.get("assets", {}).values():
+            asset["href"] = self._asset_url(path.parent, str(asset["href"]))
+        collection = item.get("collection")
+        here = f"{self.api}/collections/{collection}"
+        kept = [link for link in item.get("links", []) if "://" in str(link.get("href", ""))]
+        item["links"] = [
+            {"rel": "self", "href": f"{here}/items/{item['id']}", "type": GEOJSON},
+            {"rel": "root", "href": f"{self.api}/", "type": JSON},
+            {"rel": "parent", "href": here, "type": JSON},
+            {"rel": "collection", "href": here, "type": JSON},
+            *kept,
+        ]
+        return item
+
+    def item(self, collection_id: str, item_id: str) -> dict[str, Any]:
+        found = search(self.mirror.root, collection=collection_id, ids=[item_id])
+        if not found.items:
+            raise ApiError(404, f"no item {item_id!r} in {collection_id!r}")
+        return self._item(Path(found.items[0]["item"]))
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def search(
+        self, request: dict[str, Any], *, post: bool = False, path_base: str | None = None
+    ) -> dict[str, Any]:
+        def listed(value: Any) -> list[str] | None:
+            if value is None or value == "":
+                return None
+            return [v for v in (value.split(",") if isinstance(value, str) else value) if v]
+
+        try:
+            limit = int(request.get("limit") or DEFAULT_LIMIT)
+            offset = int(str(request.get("token") or "0").removeprefix("o:"))
+        except ValueError:
+            raise ApiError(400, "limit and token must be whole numbers") from None
+        if not 1 <= limit <= MAX_LIMIT or offset < 0:
+            raise ApiError(400, f"limit must be 1..{MAX_LIMIT}")
+        bbox = request.get("bbox")
+        if isinstance(bbox, list):
+            bbox = ",".join(str(v) for v in bbox[:2] + bbox[-2:]) if len(bbox) in (4, 6) else "x"
+        intersects = request.get("intersects")
+        if isinstance(intersects, str):
+            intersects = json.loads(intersects)
+        if bbox and intersects:
+            raise ApiError(400, "give bbox or intersects, not both")
+        start = end = None
+        if request.get("datetime"):
+            first, _, last = str(request["datetime"]).partition("/")
+            start = None if first in ("", "..") else first
+            end = None if last in ("", "..") else last if "/" in str(request["datetime"]) else first
+        query = request.get("query")
+        if isinstance(query, str):
+            query = json.loads(query)
+        cql = request.get("filter")
+        if isinstance(cql, str):
+            cql = json.loads(cql)
+        low, high = cloud_bounds(query, cql)
+        collections = listed(request.get("collections"))
+        found = []
+        for collection in collections or [None]:
+            found += search(
+                self.mirror.root,
+                collection=collection,
+                bbox=bbox or None,
+                intersects=shape(intersects) if intersects else None,
+                start=start,
+                end=end,
+                cloud_max=high,
+                cloud_min=low,
+                ids=listed(request.get("ids")),
+            ).items
+        found.sort(key=lambda i: (i["properties"]["datetime"], i["id"]), reverse=True)
+        page = found[offset : offset + limit]
+        features = [self._item(Path(i["item"])) for i in page]
+        base = f"{self.base}{path_base}" if path_base else f"{self.api}/search"
+        links = [{"rel": "root", "href": f"{self.api}/", "type": JSON}]
+        if offset + limit < len(found):
+            token = f"o:{offset + limit}"
+            if post:
+                links.append(
+                    {
+                        "rel": "next",
+                        "href": base,
+                        "type": GEOJSON,
+                        "method": "POST",
+                        "body": {**request, "token": token},
+                    }
+                )
+            else:
+                query_args = {
+                    k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in request.items()
+                }
+                query_args.pop("collections", None) if path_base else None
+                links.append(
+                    {
+                        "rel": "next",
+                        "href": f"{base}?{urlencode({**query_args, 'token': token})}",
+                        "type": GEOJSON,
+                    }
+                )
+        return {
+            "type": "FeatureCollection",
+            "features": features,
+            "links": links,
+            "numberMatched": len(found),
+            "numberReturned": len(features),
+        }

@@ -1,0 +1,126 @@
+"""The STAC API that `stacmirror serve` offers at /api/, over HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from shapely.geometry import box, shape
+
+import stacmirror
+from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
+from stacmirror.offline_search import search
+from stacmirror.serve.server import ServeServer
+
+DATASET = "landsat_ot_c2_l2"
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("api") / "m"
+
+
+@pytest.fixture(scope="module")
+def api(mirror: Path) -> str:
+    out = mirror
+    write_metadata_mirror(out, synthetic_records(150, seed=11))
+    assert stacmirror.build_catalog(out, workers=1).ok
+    server = ServeServer(out, None, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.base_url + "/api"
+    server.shutdown()
+    server.server_close()
+
+
+def everything(out_api: str, method: str = "GET", **request) -> list[dict]:
+    """Every page of a search, following next links."""
+    found: list[dict] = []
+    if method == "GET":
+        page = requests.get(f"{out_api}/search", params=request, timeout=30).json()
+    else:
+        page = requests.post(f"{out_api}/search", json=request, timeout=30).json()
+    while True:
+        found += page["features"]
+        nxt = next((link for link in page["links"] if link["rel"] == "next"), None)
+        if nxt is None:
+            return found
+        if nxt.get("method") == "POST":
+            page = requests.post(nxt["href"], json=nxt["body"], timeout=30).json()
+        else:
+            page = requests.get(nxt["href"], timeout=30).json()
+
+
+def test_landing_conformance_and_collections(api: str) -> None:
+    landing = requests.get(f"{api}/", timeout=30).json()
+    assert "https://api.stacspec.org/v1.0.0/item-search" in landing["conformsTo"]
+    assert {link["rel"] for link in landing["links"]} >= {"self", "conformance", "data", "search", "child"}
+    conformance = requests.get(f"{api}/conformance", timeout=30).json()
+    assert conformance["conformsTo"] == landing["conformsTo"]
+    collections = requests.get(f"{api}/collections", timeout=30).json()["collections"]
+    assert [c["id"] for c in collections] == [DATASET]
+    one = requests.get(f"{api}/collections/{DATASET}", timeout=30).json()
+    assert any(link["rel"] == "items" for link in one["links"])
+    assert requests.get(f"{api}/collections/nope", timeout=30).status_code == 404
+
+
+def test_paging_covers_every_item_once(api: str) -> None:
+    items = everything(api, limit=40)
+    ids = [i["id"] for i in items]
+    assert len(ids) == 150 == len(set(ids))
+    first = requests.get(f"{api}/collections/{DATASET}/items", params={"limit": 5}, timeout=30).json()
+    assert first["numberReturned"] == 5 and any(link["rel"] == "next" for link in first["links"])
+    item = requests.get(f"{api}/collections/{DATASET}/items/{ids[0]}", timeout=30).json()
+    assert item["id"] == ids[0] and item["assets"]["mtl.txt"]["href"].startswith("http://127.0.0.1")
+    asset = requests.get(item["assets"]["mtl.txt"]["href"], timeout=30)
+    assert asset.status_code == 200 and asset.text.lstrip().startswith("GROUP")
+
+
+def test_search_filters_match_the_offline_search(api: str, tmp_path: Path) -> None:
+    area = box(-100, 20, -60, 50)
+    by_bbox = everything(api, bbox="-100,20,-60,50", datetime="2015-01-01T00:00:00Z/2020-12-31T23:59:59Z")
+    assert by_bbox and all(shape(i["geometry"]).intersects(area) for i in by_bbox)
+    assert all("2015" <= i["properties"]["datetime"][:4] <= "2020" for i in by_bbox)
+    posted = everything(
+        api,
+        "POST",
+        intersects=area.__geo_interface__,
+        datetime="2015-01-01T00:00:00Z/2020-12-31T23:59:59Z",
+        limit=7,
+    )
+    assert sorted(i["id"] for i in posted) == sorted(i["id"] for i in by_bbox)
+    clear_query = everything(api, "POST", query={"eo:cloud_cover": {"lt": 20}}, limit=100)
+    clear_filter = everything(
+        api, "POST", filter={"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}, limit=100
+    )
+    assert clear_query and all(i["properties"]["eo:cloud_cover"] < 20 for i in clear_query)
+    assert sorted(i["id"] for i in clear_query) == sorted(i["id"] for i in clear_filter)
+    cloudy = everything(api, "POST", query={"eo:cloud_cover": {"gte": 20}}, limit=100)
+    assert len(clear_query) + len(cloudy) == 150
+    picked = [i["id"] for i in clear_query[:3]]
+    by_ids = everything(api, ids=",".join(picked))
+    assert sorted(i["id"] for i in by_ids) == sorted(picked)
+    assert everything(api, collections="nope") == []
+
+
+def test_bad_requests_are_400(api: str) -> None:
+    for params in (
+        {"limit": "0"},
+        {"bbox": "1,2,3"},
+        {"datetime": "not-a-date"},
+        {"query": json.dumps({"gsd": {"lt": 3}})},
+    ):
+        answer = requests.get(f"{api}/search", params=params, timeout=30)
+        assert answer.status_code == 400, params
+    bad_filter = requests.post(f"{api}/search", json={"filter": {"op": "like", "args": []}}, timeout=30)
+    assert bad_filter.status_code == 400
+
+
+def test_the_api_answers_what_the_offline_search_finds(api: str, mirror: Path) -> None:
+    for bbox in ("170,-60,-170,60", "-100,20,-60,50", "0,-90,180,90"):
+        served = sorted(i["id"] for i in everything(api, bbox=bbox, limit=100))
+        assert served == sorted(search(mirror, bbox=bbox).ids), bbox
+    assert sorted(search(mirror, bbox="0,-90,180,90").ids)  # the comparison is not between empties

@@ -9,6 +9,10 @@ no-op rebuild time (and its share of the full build; goal <= 5 %), the files wri
 largest number of links in any catalog node (goal <= 1 000). Each build runs in a fresh process.
 The baseline is the full build itself: the no-op must cost a small fraction of it.
 
+It also times writing the collection's items.parquet on its own, and `stacmirror query` (area +
+dates + cloud) on it in a fresh process, first call and median of five, against a brute-force scan
+of the item JSON files measured in the same run (which must find the same items).
+
 Usage: .venv/bin/python scripts/bench_scale.py [--sizes 1000,10000,100000] [--workers N] [--data DIR]
 """
 
@@ -39,6 +43,67 @@ print(json.dumps({
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
+
+
+QUERY = """
+import json, statistics, sys, time
+started = time.perf_counter()
+from stacmirror.offline_search import search
+imported = time.perf_counter() - started
+filters = dict(bbox="-100,20,-60,50", start="2015-01-01", end="2019-12-31", cloud_max=40)
+times = []
+for _ in range(6):
+    started = time.perf_counter()
+    found = search(sys.argv[1], **filters)
+    times.append(time.perf_counter() - started)
+median = statistics.median(times[1:])
+print(json.dumps({"import": imported, "first": times[0], "median": median, "ids": sorted(found.ids)}))
+"""
+
+PARQUET = """
+import json, sys, time
+from stacmirror.catalog.parquet import write_items_parquet
+from stacmirror.catalog.state import CatalogState
+from stacmirror.layout import Mirror
+mirror = Mirror(sys.argv[1])
+state = CatalogState(mirror)
+started = time.perf_counter()
+rows = write_items_parquet(mirror, state, "landsat_ot_c2_l2")
+print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows}))
+"""
+
+
+def brute_force(out: Path) -> tuple[float, list[str]]:
+    """The same query by reading every item file: the baseline."""
+    import datetime as dt
+
+    from shapely.geometry import box, shape
+
+    from stacmirror.catalog.walk import item_files
+
+    started = time.perf_counter()
+    area = box(-100, 20, -60, 50)
+    low = dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc)
+    high = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    found = []
+    for path in item_files(out / "landsat_ot_c2_l2" / "collection.json"):
+        item = json.loads(path.read_text())
+        props = item["properties"]
+        when = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+        cloud = props.get("eo:cloud_cover")
+        if (
+            low <= when < high
+            and cloud is not None
+            and cloud <= 40
+            and shape(item["geometry"]).intersects(area)
+        ):
+            found.append(item["id"])
+    return time.perf_counter() - started, sorted(found)
+
+
+def _run_json(script: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _synth_chunk(args: tuple[str, int, int]) -> int:
@@ -156,7 +221,25 @@ def main() -> None:
             "files_written": full["written"] + full["parents"],
             "largest_node": largest_node(out),
         }
+        parquet = _run_json(PARQUET, str(out))
+        query = _run_json(QUERY, str(out))
+        scan_seconds, scan_ids = brute_force(out)
+        assert query["ids"] == scan_ids, "the query and the scan disagree"
+        row.update(
+            parquet_s=parquet["seconds"],
+            query_first_s=query["first"],
+            query_median_s=query["median"],
+            scan_s=scan_seconds,
+            matches=len(scan_ids),
+        )
         rows.append(row)
+        print(
+            f"  items.parquet written in {parquet['seconds']:.1f} s; query ({len(scan_ids)} matches): first "
+            f"{query['first'] * 1000:.0f} ms, median {query['median'] * 1000:.0f} ms (import "
+            f"{query['import']:.1f} s); brute-force scan of the item files {scan_seconds:.1f} s = "
+            f"{scan_seconds / query['median']:.0f}x slower",
+            flush=True,
+        )
         print(
             f"  full build {row['full_s']:.1f} s = {row['items_per_s']:.0f} items/s; peak RSS writer "
             f"{row['writer_rss_mb']:.0f} MB, workers {row['worker_rss_mb']:.0f} MB; no-op "
@@ -164,14 +247,18 @@ def main() -> None:
             f"{row['files_written']} files written; largest node {row['largest_node']} links",
             flush=True,
         )
-    print("\n| scenes | full build | items/s | peak RSS (writer / worker) | no-op rebuild | files written |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| scenes | full build | items/s | peak RSS (writer / worker) | no-op rebuild | files written "
+        "| items.parquet | query first / median | brute-force scan |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['scenes']:,} | {r['full_s']:.1f} s | {r['items_per_s']:.0f} | "
             f"{r['writer_rss_mb']:.0f} MB / {r['worker_rss_mb']:.0f} MB | "
             f"{r['noop_s']:.2f} s ({100 * r['noop_share']:.1f} %) | "
-            f"{r['files_written']:,} |"
+            f"{r['files_written']:,} | {r['parquet_s']:.1f} s | {r['query_first_s'] * 1000:.0f} / "
+            f"{r['query_median_s'] * 1000:.0f} ms | {r['scan_s']:.1f} s |"
         )
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from shapely.geometry import shape
+from shapely import affinity
+from shapely.geometry import MultiPolygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..catalog.walk import item_files
@@ -38,6 +39,27 @@ def feature(geometry: dict[str, Any] | BaseGeometry, kind: str, label: str, **de
         "label": label,
         "details": {k: v for k, v in details.items() if v is not None},
     }
+
+
+def _shift(geom: BaseGeometry) -> BaseGeometry:
+    """The parts west of the antimeridian moved 360° east, so a view across ±180° is contiguous."""
+    parts = [
+        p if p.centroid.x >= 0 else affinity.translate(p, xoff=360.0) for p in getattr(geom, "geoms", [geom])
+    ]
+    return parts[0] if len(parts) == 1 else MultiPolygon([q for p in parts for q in getattr(p, "geoms", [p])])
+
+
+def across_antimeridian(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Features in a frame that centres them: when shifting the western parts east makes the view
+    narrower (footprints at 180°, split there), draw them shifted, with longitudes past 180°."""
+    parts = [p for f in features for p in getattr(f["geometry"], "geoms", [f["geometry"]])]
+    west = min(p.bounds[0] for p in parts)
+    east = max(p.bounds[2] for p in parts)
+    shifted = [p if p.centroid.x >= 0 else affinity.translate(p, xoff=360.0) for p in parts]
+    shifted_width = max(p.bounds[2] for p in shifted) - min(p.bounds[0] for p in shifted)
+    if shifted_width >= east - west:
+        return features
+    return [{**f, "geometry": _shift(f["geometry"])} for f in features]
 
 
 def _projector(features: list[dict[str, Any]]):
@@ -73,9 +95,10 @@ def _graticule(bounds: tuple[float, float, float, float], project) -> list[str]:
     x = math.floor(minx / step) * step
     while x <= maxx:
         (x1, y1), (x2, y2) = project(x, miny), project(x, maxy)
+        label = x - 360 if x > 180 else x  # the shifted frame across the antimeridian
         lines.append(
             f'<line class="grid" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>'
-            f'<text class="gridlabel" x="{x1 + 2:.1f}" y="{HEIGHT - 8}">{x:g}°</text>'
+            f'<text class="gridlabel" x="{x1 + 2:.1f}" y="{HEIGHT - 8}">{label:g}°</text>'
         )
         x += step
     y = math.floor(miny / step) * step
@@ -93,6 +116,7 @@ def render(features: Iterable[dict[str, Any]], title: str) -> str:
     features = [f for f in features if not f["geometry"].is_empty]
     body: list[str] = []
     if features:
+        features = across_antimeridian(features)
         project, bounds = _projector(features)
         body += _graticule(bounds, project)
         order = {"aoi": 0, "scene": 1, "search": 1, "crop": 2}

@@ -47,7 +47,7 @@ def stacks(
     renderer = make_renderer(False, as_json)
     found = _find(out, collection, min_scenes, aoi, max_cloud, group_by, geojson_out, renderer)
     if as_json:
-        click.echo(json.dumps([s.as_feature()["properties"] for s in found], indent=2))
+        click.echo(json.dumps([s.to_dict() for s in found], indent=2))
         return
     for s in found:
         click.echo(

@@ -103,6 +103,10 @@ class Stack:
             split_antimeridian(shape(transform_geom(f"EPSG:{self.epsg}", "EPSG:4326", mapping(native))))
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``stacks --json`` prints for this stack."""
+        return self.as_feature()["properties"]
+
     def as_feature(self) -> dict[str, Any]:
         geometry = self.geometry()
         return {

@@ -152,8 +152,7 @@ def test_stale_duplicates_of_a_crashed_run_are_requested_again(make_emulator, tm
     assert all(q.status == "Removed" for q in removed)
 
 
-def test_downloads_come_in_waves_that_fit_the_quota(make_emulator, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(run_module, "QUOTA_CHECK_ABOVE", 0)
+def test_downloads_come_in_waves_that_fit_the_quota(make_emulator, tmp_path: Path) -> None:
     emu = make_emulator(Faults(unattempted_download_limit=22))
     summary, client = run_harvest(
         emu, tmp_path, mode="bands", bands=["red", "green", "blue", "nir08", "MTL"], max_scenes=4,

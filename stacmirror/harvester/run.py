@@ -41,7 +41,6 @@ BROWSE_POLICY = TransferPolicy(
     max_seconds=5.0, timeout=(3.0, 5.0),
 )  # fmt: skip
 BROWSE_MISSES = 3
-QUOTA_CHECK_ABOVE = 100  # requests this large ask rate-limit-summary first
 SCENE_LIST_CHUNK = 5_000
 LABEL_PREFIX = "stacmirror-"
 
@@ -271,8 +270,7 @@ class Harvest:
         options = self.options
         self.emit(ev.FilesPlanned(len(wants), sum(w.size or 0 for w in wants)))
         queue = self.queue = DownloadQueue(self.client, self.label, self._note)
-        if len(wants) > QUOTA_CHECK_ABOVE:
-            queue.refresh_limits()  # the first wave must fit the quotas too
+        queue.refresh_limits()  # the first wave must fit the quotas too (one call, whatever the size)
         futures: list[Future[None]] = []
         deadline = time.monotonic() + options.poll_timeout
         with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:

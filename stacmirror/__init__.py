@@ -18,11 +18,9 @@ Each stage returns a result with ``to_dict()``; progress arrives as typed events
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import events
-from .api import CropResult, build_catalog, connect, crop, find_stacks, harvest, validate
-from .doctor import DoctorReport, doctor
 from .errors import (
     AccessDenied,
     CredentialsMissing,
@@ -33,9 +31,42 @@ from .errors import (
     ServiceError,
     StacmirrorError,
 )
-from .harvester.options import HarvestResult
-from .harvester.selection import Selection
-from .layout import Mirror
+
+if TYPE_CHECKING:
+    from .api import CropResult, build_catalog, connect, crop, find_stacks, harvest, validate
+    from .doctor import DoctorReport, doctor
+    from .harvester.options import HarvestResult
+    from .harvester.selection import Selection
+    from .layout import Mirror
+
+# The stages load on first use (shapely, requests, rasterio ...): `import stacmirror`, and every
+# command line start, stays quick.
+_LAZY = {
+    "CropResult": "api",
+    "build_catalog": "api",
+    "connect": "api",
+    "crop": "api",
+    "find_stacks": "api",
+    "harvest": "api",
+    "validate": "api",
+    "DoctorReport": "doctor",
+    "doctor": "doctor",
+    "HarvestResult": "harvester.options",
+    "Selection": "harvester.selection",
+    "Mirror": "layout",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stacmirror' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 __all__ = [

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from ..emulator.state import Variation
 from ..errors import InvalidInput
 
 
@@ -70,6 +69,7 @@ def emulator(
         _replay(replay, host, port)
         return
     from ..emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
+    from ..emulator.state import Variation
     from ..service import emulator_cache
 
     accounts: dict[str, tuple[str, bool]] = {}

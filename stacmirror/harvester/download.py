@@ -10,7 +10,8 @@ has its own HTTP session.
 Failures come in two classes. Transient ones (connection errors, dropped
 bodies, HTTP 5xx and 429) get bounded exponential back-off with jitter.
 Deterministic ones (a body of the wrong kind, a checksum that does not match,
-HTTP 404/410) get one immediate retry and then fail the file with the reason:
+HTTP 404/410) get one immediate retry and then, when the same failure comes back, fail the file
+with the reason:
 waiting would not change the answer. The time one file may spend retrying is
 bounded too. M2M's advertised ``filesize`` is a hint (a host may build a bundle
 on request with other bytes): a difference from it is a note, not a failure,
@@ -135,7 +136,7 @@ def fetch(
 ) -> FileResult:
     """Download ``job`` from ``url()``, retrying and resuming; raises TransferError when it gives up."""
     policy = policy or TransferPolicy()
-    current = {"url": url(), "refreshes": 0, "deterministic": 0}
+    current: dict[str, Any] = {"url": url(), "refreshes": 0, "deterministic": 0, "last": None}
     resumed_from = partial_path(job.target).stat().st_size if partial_path(job.target).exists() else 0
 
     def attempt() -> FileResult:
@@ -148,8 +149,15 @@ def fetch(
             log.info("%s: signed URL expired, asking M2M for a fresh one", job.target.name)
             current["url"] = refresh_url()
             raise
-        except IntegrityError:
-            current["deterministic"] += 1
+        except IntegrityError as exc:
+            # counted while the same failure repeats back to back; anything else in between (a 5xx,
+            # a cut) means the host is flaky rather than wrong, and the count starts again
+            same = current.get("last") == str(exc)
+            current["deterministic"] = current["deterministic"] + 1 if same else 1
+            current["last"] = str(exc)
+            raise
+        except TransferError:
+            current["deterministic"], current["last"] = 0, None
             raise
         return FileResult(size, digest, resumed_from, 0, note)
 
@@ -170,7 +178,7 @@ def fetch(
 
     retrying = Retrying(
         retry=retry,
-        stop=stop_after_attempt(policy.attempts + policy.url_refreshes + policy.deterministic_retries)
+        stop=stop_after_attempt(policy.attempts + policy.url_refreshes + 2 * policy.deterministic_retries + 2)
         | stop_after_delay(policy.max_seconds),
         wait=wait,
         reraise=True,

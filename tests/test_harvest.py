@@ -26,7 +26,7 @@ from stacmirror.harvester.options import HarvestOptions
 from stacmirror.harvester.run import Harvest
 from stacmirror.harvester.selection import Selection, spatial_filters
 from stacmirror.ledger import Ledger, MirrorLock
-from stacmirror.m2m import AccessDeniedError, Credentials, DownloadLimitError, M2MClient, Secret
+from stacmirror.m2m import AccessDeniedError, Credentials, M2MClient, Secret
 
 from .helpers import (
     FAST_RETRY,
@@ -200,8 +200,11 @@ def test_items_that_never_become_ready_fail_after_the_deadline(make_emulator, tm
 
 def test_download_quota_is_waited_for_then_reported(make_emulator, tmp_path: Path) -> None:
     emu = make_emulator(Faults(recent_download_limit=0))
-    with pytest.raises(DownloadLimitError):
-        run_harvest(emu, tmp_path, mode="bands", bands=["red"], max_scenes=1)
+    # the quota is read before the first request, waited for until the poll timeout, then reported
+    summary, client = run_harvest(emu, tmp_path, mode="bands", bands=["red"], max_scenes=1, browse=False)
+    assert summary.files_failed == 1 and "quota" in summary.failures[0]
+    assert "download-request" not in client.calls and client.calls["rate-limit-summary"] >= 2
+    assert not list(tmp_path.rglob("*.TIF"))
 
 
 def test_account_without_download_access_writes_nothing(make_emulator, tmp_path: Path) -> None:

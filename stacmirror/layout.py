@@ -105,17 +105,9 @@ class Mirror:
             return []
         return [p for p in _subdirs(self.root) if DATASET_DIR.match(p.name)]
 
-    def scene_folders(self) -> Iterator[tuple[str, Path]]:
-        """(dataset, folder) for every folder at ``OUT/<dataset>/<PPP>/<RRR>/<name>``."""
-        for dataset_dir in self.dataset_dirs():
-            for path_dir in _subdirs(dataset_dir):
-                for row_dir in _subdirs(path_dir):
-                    for folder in _subdirs(row_dir):
-                        yield dataset_dir.name, folder
-
     def scene_folder_keys(self) -> Iterator[tuple[str, str, str]]:
-        """(dataset, absolute folder, folder relative to the root) as strings, for every scene folder:
-        the same walk as :meth:`scene_folders`, without a Path object per folder (100 000s of them)."""
+        """(dataset, absolute folder, folder relative to the root) as strings, for every folder at
+        ``OUT/<dataset>/<PPP>/<RRR>/<name>``: strings, not Path objects (there are 100 000s of them)."""
         root = str(self.root)
         for dataset_dir in self.dataset_dirs():
             dataset = dataset_dir.name

@@ -8,6 +8,7 @@ both back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,19 @@ def items(
     if bbox is not None or datetime is not None:
         return _selected(root.parent, collection, bbox, datetime, query or {}, filters)
     catalog = pystac.read_file(str(root.resolve()))
+    candidates = (
+        item
+        for item in catalog.get_items(recursive=True)
+        if collection is None or item.collection_id == collection
+    )
+    return _keep(candidates, filters, query or {})
+
+
+def _keep(candidates: Iterable[pystac.Item], filters: dict[str, Any], query: dict[str, Any]):
+    """The candidates whose properties equal ``filters`` and pass ``query``, ready for the loaders."""
     wanted = _wanted(filters)
     selected = []
-    for item in catalog.get_items(recursive=True):
-        if collection is not None and item.collection_id != collection:
-            continue
+    for item in candidates:
         if any(item.properties.get(name) != value for name, value in wanted.items()):
             continue
         if query and not _matches(item.properties, query):
@@ -99,16 +108,7 @@ def _selected(out: Path, collection, bbox, datetime, query, filters) -> pystac.I
         start=None if start in ("", "..") else start,
         end=None if end in ("", "..") else (end or start),
     )
-    wanted = _wanted(filters)
-    selected = []
-    for entry in found.items:
-        item = pystac.Item.from_file(entry["item"])
-        if any(item.properties.get(name) != value for name, value in wanted.items()):
-            continue
-        if query and not _matches(item.properties, query):
-            continue
-        selected.append(_for_loaders(item))
-    return pystac.ItemCollection(selected)
+    return _keep((pystac.Item.from_file(entry["item"]) for entry in found.items), filters, query)
 
 
 def _for_loaders(item: pystac.Item) -> pystac.Item:

@@ -60,11 +60,12 @@ def write_parents(
     root = load_template("catalog.json", required=True)
     assert root is not None
     root["links"] = [{"rel": "root", "href": "./catalog.json", "type": JSON_TYPE, "title": root["title"]}]
+    changed = {d for d, _, _ in dirty}
     for dataset in datasets:
         collection_path = mirror.collection_path(dataset)
-        if dataset in {d for d, _, _ in dirty}:
+        if dataset in changed:
             result.parents_written += write_if_changed(collection_path, _collection(mirror, state, dataset))
-        if dataset in {d for d, _, _ in dirty} or not mirror.items_parquet(dataset).exists():
+        if dataset in changed or not mirror.items_parquet(dataset).exists():
             write_items_parquet(mirror, state, dataset)
             result.parents_written += 1
         title = json.loads(collection_path.read_text()).get("title", dataset)

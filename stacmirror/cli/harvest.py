@@ -87,11 +87,6 @@ def harvest(
     """Search M2M and mirror the scenes into OUT as OUT/<dataset>/<PPP>/<RRR>/<displayId>/."""
     from ..api import harvest as run_harvest
 
-    has_area = kwargs.get("aoi") or kwargs.get("bbox") or kwargs.get("wkt")
-    if regions is None and not has_area:
-        from ..errors import InvalidInput
-
-        raise InvalidInput("area", "give an area: --aoi FILE, --bbox W,S,E,N, --wkt WKT or --regions FILE")
     selection = build_selection(kwargs)
     renderer = make_renderer(quiet, as_json)
     try:

@@ -77,7 +77,7 @@ class HarvestOptions:
         if self.out.exists() and not self.out.is_dir():
             raise InvalidInput("out", f"{self.out} exists and is not a folder")
         if self.regions is None and self.selection.area is None:
-            raise InvalidInput("area", "give an area: aoi, bbox or wkt in the selection, or regions")
+            raise InvalidInput("area", "none given: give one, or regions")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
 from stacmirror.m2m import M2MClient
 
-from .helpers import FAST_RETRY, SHARED, demo_credentials
+from .helpers import FAST_RETRY, SHARED, chromium_binary, demo_credentials
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +92,26 @@ def use_emulator(emulator, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("M2M_USERNAME", DEMO_USERNAME)
     monkeypatch.setenv("M2M_TOKEN", DEMO_TOKEN)
     return emulator
+
+
+@pytest.fixture(scope="session")
+def built_browser() -> Path:
+    """Built once per machine into the user's cache, as `stacmirror serve` does (not the per-test home)."""
+    from stacmirror.serve import browser as stac_browser
+
+    chromium_binary()
+    saved = os.environ.get("STACMIRROR_BROWSER_CACHE")
+    os.environ["STACMIRROR_BROWSER_CACHE"] = str(
+        Path.home() / ".cache" / "stacmirror" / stac_browser.CACHE_NAME
+    )
+    try:
+        return stac_browser.build()
+    except stac_browser.BrowserUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"STAC Browser could not be built: {exc}")
+        pytest.skip(f"STAC Browser could not be built here: {exc}")
+    finally:
+        if saved is None:
+            os.environ.pop("STACMIRROR_BROWSER_CACHE", None)
+        else:
+            os.environ["STACMIRROR_BROWSER_CACHE"] = saved

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
+import pytest
 from shapely.geometry import box
 
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
@@ -92,3 +94,13 @@ def assert_matches_emulator(emu, files: dict[str, Path]) -> None:
                 assert hashlib.sha256(files[pfile.name].read_bytes()).hexdigest() == pfile.sha256, pfile.name
                 checked += 1
     assert checked
+
+
+def chromium_binary() -> str:
+    """Debian's Chromium, which the browser tests drive headless; CI must have it."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing in CI: scripts/test.sh installs Debian's chromium when run as root")
+    pytest.skip("Chromium is not installed (scripts/test.sh installs Debian's chromium when run as root)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,10 +16,9 @@ import requests
 from stacmirror.catalog.build import build_catalog
 from stacmirror.cropper.crop import crop_stack
 from stacmirror.cropper.stacks import find_stacks
-from stacmirror.serve import browser as stac_browser
 from stacmirror.serve.server import ServeServer
 
-from .helpers import ROOT, run_harvest
+from .helpers import ROOT, chromium_binary, run_harvest
 
 ARTIFACTS = ROOT / "test-artifacts"
 STACMIRROR = [sys.executable, "-m", "stacmirror.cli"]
@@ -66,6 +64,7 @@ def test_catalog_and_assets_are_served_with_cors_and_range(served: ServeServer, 
     assert settings["catalogUrl"] == f"{base}/catalog/catalog.json" and settings["historyMode"] == "hash"
     assert settings["allowExternalAccess"] is False and "EPSG:32610" in settings["crs"]
     assert settings["catalogTitle"] == "Landsat Collection 2 mirror"
+    assert [layer["title"] for layer in settings["stacmirrorBasemaps"]] == ["OpenStreetMap"]
 
 
 def test_nothing_outside_the_mirror_is_served(served: ServeServer, mirror: Path, tmp_path: Path) -> None:
@@ -115,6 +114,16 @@ def test_maps_are_self_contained(mirror: Path, emulator, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     page = (mirror / "map.html").read_text()
     assert page.count('class="fp scene"') == 4 and page.count('class="fp crop"') == 1
+    assert page.count('<image class="tile" href="https://tile.openstreetmap.org/') >= 4  # the default basemap
+    offline = subprocess.run(
+        [*STACMIRROR, "map", str(mirror), "--offline", "--html", str(tmp_path / "offline.html")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert offline.returncode == 0, offline.stderr
+    page = (tmp_path / "offline.html").read_text()
+    assert page.count('class="fp scene"') == 4 and page.count('class="fp crop"') == 1
     assert not re.search(r"(src|href)=[\"']https?://", page), "no network resource at view time"
     search_map = tmp_path / "search.html"
     env = {
@@ -137,6 +146,7 @@ def test_maps_are_self_contained(mirror: Path, emulator, tmp_path: Path) -> None
             "2021-12-31",
             "--html",
             str(search_map),
+            "--offline",
         ],
         env=env,
         capture_output=True,
@@ -146,19 +156,11 @@ def test_maps_are_self_contained(mirror: Path, emulator, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     page = search_map.read_text()
     assert page.count('class="fp search"') >= 5 and page.count('class="fp aoi"') == 1
+    assert "<image" not in page  # --offline
     assert "cloud" in page and "LC0" in page
 
 
 # -- a real browser -----------------------------------------------------------------------------------
-
-
-def chromium_binary() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is missing in CI: scripts/test.sh installs Debian's chromium when run as root")
-    pytest.skip("Chromium is not installed (scripts/test.sh installs Debian's chromium when run as root)")
 
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
@@ -178,27 +180,6 @@ def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]
     return subprocess.run([chromium_binary(), *flags, *args], capture_output=True, text=True, timeout=180)
 
 
-@pytest.fixture(scope="session")
-def built_browser() -> Path:
-    """Built once per machine into the user's cache, as `stacmirror serve` does (not the per-test home)."""
-    chromium_binary()
-    saved = os.environ.get("STACMIRROR_BROWSER_CACHE")
-    os.environ["STACMIRROR_BROWSER_CACHE"] = str(
-        Path(os.path.expanduser("~")) / ".cache" / "stacmirror" / f"stac-browser-{stac_browser.VERSION}"
-    )
-    try:
-        return stac_browser.build()
-    except stac_browser.BrowserUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"STAC Browser could not be built: {exc}")
-        pytest.skip(f"STAC Browser could not be built here: {exc}")
-    finally:
-        if saved is None:
-            os.environ.pop("STACMIRROR_BROWSER_CACHE", None)
-        else:
-            os.environ["STACMIRROR_BROWSER_CACHE"] = saved
-
-
 def _page(url: str, name: str, tmp_path: Path) -> str:
     ARTIFACTS.mkdir(exist_ok=True)
     chromium(["--window-size=1200,1000", f"--screenshot={ARTIFACTS / (name + '.png')}", url], tmp_path / name)
@@ -207,7 +188,7 @@ def _page(url: str, name: str, tmp_path: Path) -> str:
 
 
 def test_stac_browser_shows_the_catalog(built_browser: Path, mirror: Path, tmp_path: Path) -> None:
-    server = ServeServer(mirror, built_browser, port=0)
+    server = ServeServer(mirror, built_browser, port=0, offline=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -233,6 +214,8 @@ def test_stac_browser_shows_the_catalog(built_browser: Path, mirror: Path, tmp_p
 
 def test_map_page_draws_the_footprints(mirror: Path, tmp_path: Path) -> None:
     chromium_binary()
-    subprocess.run([*STACMIRROR, "map", str(mirror)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [*STACMIRROR, "map", str(mirror), "--offline"], check=True, capture_output=True, timeout=60
+    )
     dom = _page((mirror / "map.html").as_uri(), "map", tmp_path)
     assert dom.count('class="fp scene"') == 4 and dom.count('class="fp crop"') == 1

@@ -77,6 +77,22 @@ def test_paging_covers_every_item_once(api: str) -> None:
     assert item["id"] == ids[0] and item["assets"]["mtl.txt"]["href"].startswith("http://127.0.0.1")
     asset = requests.get(item["assets"]["mtl.txt"]["href"], timeout=30)
     assert asset.status_code == 200 and asset.text.lstrip().startswith("GROUP")
+    self_link = next(link["href"] for link in item["links"] if link["rel"] == "self")
+    assert "/catalog/" in self_link and requests.get(self_link, timeout=30).json()["id"] == ids[0]
+
+
+def test_the_served_root_catalog_offers_search_and_the_file_is_unchanged(api: str, mirror: Path) -> None:
+    on_disk = (mirror / "catalog.json").read_bytes()
+    served = requests.get(api.removesuffix("/api") + "/catalog/catalog.json", timeout=30).json()
+    assert "https://api.stacspec.org/v1.0.0/item-search" in served["conformsTo"]
+    searches = [link for link in served["links"] if link["rel"] == "search"]
+    assert {link["method"] for link in searches} == {"GET", "POST"}
+    assert all(
+        link["href"] == f"{api}/search" and link["type"] == "application/geo+json" for link in searches
+    )
+    children = [link["href"] for link in served["links"] if link["rel"] == "child"]
+    assert children == [link["href"] for link in json.loads(on_disk)["links"] if link["rel"] == "child"]
+    assert (mirror / "catalog.json").read_bytes() == on_disk and b"conformsTo" not in on_disk
 
 
 def test_search_filters_match_the_offline_search(api: str, tmp_path: Path) -> None:

@@ -94,9 +94,12 @@ def filters(dataset: str, service_url: str | None, record: Path | None, as_json:
     "--html",
     "html_out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write a self-contained HTML map of the footprints and the area (opens offline).",
+    help="Also write a one-file HTML map of the footprints and the area on OpenStreetMap.",
 )
-def search(as_json: bool, geojson_out: Path | None, html_out: Path | None, **kwargs: Any) -> None:
+@click.option("--offline", is_flag=True, help="With --html: no basemap, so the page links nothing online.")
+def search(
+    as_json: bool, geojson_out: Path | None, html_out: Path | None, offline: bool, **kwargs: Any
+) -> None:
     """Search M2M and print the matching scenes."""
     from ..api import connect
     from ..harvester.selection import search as run_search
@@ -130,7 +133,7 @@ def search(as_json: bool, geojson_out: Path | None, html_out: Path | None, **kwa
         if selection.area is not None:
             found.append(feature(selection.area, "aoi", "search area"))
         title = f"{selection.dataset}: {len(scenes)} scene(s), {selection.start} to {selection.end}"
-        write_map(html_out, found, title)
+        write_map(html_out, found, title, offline=offline)
     if as_json:
         report = {
             "dataset": selection.dataset,

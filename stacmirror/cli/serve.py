@@ -24,11 +24,17 @@ from ..layout import Mirror
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--no-build", is_flag=True, help="Do not build STAC Browser now if it is not built yet.")
-def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool) -> None:
-    """Serve STAC Browser, the catalog and its assets from one local origin.
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="No OpenStreetMap basemap: the pages make no request beyond this server.",
+)
+def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool, offline: bool) -> None:
+    """Serve STAC Browser, the catalog and its assets, and a STAC API at /api/, from one local origin.
 
     STAC Browser 4.0.1 is built once, on first use, with Node.js and npm into
-    ~/.cache/stacmirror (a few minutes). The URL is the first line printed.
+    ~/.cache/stacmirror (a few minutes). Its search uses the STAC API. Maps show an
+    OpenStreetMap basemap unless --offline. The URL is the first line printed.
     """
     from ..serve.browser import BrowserUnavailable, build, built
     from ..serve.server import ServeServer
@@ -43,11 +49,12 @@ def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool) -> N
         except BrowserUnavailable as exc:
             click.echo(f"stacmirror: STAC Browser unavailable, serving the catalog only: {exc}", err=True)
     try:
-        server = ServeServer(out, browser, host, port)
+        server = ServeServer(out, browser, host, port, offline=offline)
     except OSError as exc:
         raise InvalidInput("port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
     click.echo(f"{server.base_url}/")
-    click.echo(f"catalog: {server.base_url}/catalog/catalog.json (Ctrl-C stops)", err=True)
+    click.echo(f"catalog: {server.base_url}/catalog/catalog.json", err=True)
+    click.echo(f"STAC API: {server.base_url}/api/ (Ctrl-C stops)", err=True)
     sys.stdout.flush()
     if open_page:
         import webbrowser
@@ -70,8 +77,9 @@ def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool) -> N
     help="Where to write the page (default: OUT/map.html).",
 )
 @click.option("--aoi", type=click.Path(path_type=Path), help="Also draw this area (GeoJSON).")
-def map_command(out: Path, html_out: Path | None, aoi: Path | None) -> None:
-    """Write a self-contained HTML map of the mirror's items and crop rectangles (opens offline)."""
+@click.option("--offline", is_flag=True, help="No OpenStreetMap basemap: the page links nothing online.")
+def map_command(out: Path, html_out: Path | None, aoi: Path | None, offline: bool) -> None:
+    """Write a one-file HTML map of the mirror's items and crop rectangles on OpenStreetMap."""
     from ..area import load_area
     from ..serve.maps import feature, mirror_features, write_map
 
@@ -79,7 +87,7 @@ def map_command(out: Path, html_out: Path | None, aoi: Path | None) -> None:
     if aoi:
         features.append(feature(load_area(aoi=aoi), "aoi", str(aoi)))
     target = html_out or out / "map.html"
-    write_map(target, features, f"stacmirror: {out.resolve().name}")
+    write_map(target, features, f"stacmirror: {out.resolve().name}", offline=offline)
     click.echo(str(target))
 
 

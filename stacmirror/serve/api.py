@@ -169,6 +169,20 @@ class StacApi:
             "links": links,
         }
 
+    def searchable_root(self) -> dict[str, Any]:
+        """The mirror's static root catalog as ``serve`` hands it out: with the API's conformance
+        classes and ``search`` links added, so STAC Browser, which opens the static tree, also offers
+        item search against ``/api/search``. The file on disk is not changed: it must stay valid
+        wherever the mirror is copied, where no API runs."""
+        root = json.loads(self.mirror.catalog_path.read_text())
+        links = [link for link in root.get("links", []) if link.get("rel") not in ("search", "conformance")]
+        links += [
+            {"rel": "conformance", "href": f"{self.api}/conformance", "type": JSON},
+            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "GET"},
+            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "POST"},
+        ]
+        return {**root, "conformsTo": CONFORMANCE, "links": links}
+
     def collection(self, collection_id: str) -> dict[str, Any]:
         path = self.mirror.collection_path(collection_id)
         if collection_id not in self._collection_ids() or not path.exists():
@@ -209,8 +223,16 @@ class StacApi:
         collection = item.get("collection")
         here = f"{self.api}/collections/{collection}"
         kept = [link for link in item.get("links", []) if "://" in str(link.get("href", ""))]
+        # ``self`` names the item's file in the served static tree, its one canonical copy: STAC
+        # Browser opens a search result through it without leaving the catalog it was given.
         item["links"] = [
-            {"rel": "self", "href": f"{here}/items/{item['id']}", "type": GEOJSON},
+            {"rel": "self", "href": self._asset_url(path.parent, path.name), "type": GEOJSON},
+            {
+                "rel": "alternate",
+                "href": f"{here}/items/{item['id']}",
+                "type": GEOJSON,
+                "title": "in the API",
+            },
             {"rel": "root", "href": f"{self.api}/", "type": JSON},
             {"rel": "parent", "href": here, "type": JSON},
             {"rel": "collection", "href": here, "type": JSON},

@@ -3,10 +3,11 @@
 npm only has STAC Browser's source, so it is built here: ``npm pack`` fetches the pinned version,
 our ``package.json``/``package-lock.json`` (beside this module; ``ol-stac`` pinned to 1.1.0, since
 newer releases need a newer ``ol`` than STAC Browser pins) replace its own so ``npm ci`` installs the
-same tree every time, the runtime ``config.js`` hook in ``public/index.html`` is switched on, and
-``vue-cli-service build`` writes ``dist/``. Building on first use (rather than shipping the built
-files in the wheel) keeps the package small and needs only Node.js and npm, which the build step
-names when they are missing.
+same tree every time, the runtime ``config.js`` hook in ``public/index.html`` is switched on, our
+``basemaps.config.js`` replaces its own (so the basemap is chosen at run time: OpenStreetMap, or
+none with ``serve --offline``), and ``vue-cli-service build`` writes ``dist/``. Building on first
+use (rather than shipping the built files in the wheel) keeps the package small and needs only
+Node.js and npm, which the build step names when they are missing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from rasterio.crs import CRS
 from ..layout import Mirror
 
 VERSION = "4.0.1"
+# Bumped whenever our changes to the build change: a cache built from older changes is not reused.
+BUILD = 2
+CACHE_NAME = f"stac-browser-{VERSION}-{BUILD}"
 PACKAGE = f"@radiantearth/stac-browser@{VERSION}"
 MANIFESTS = Path(__file__).resolve().parent / "stac-browser"
 
@@ -38,7 +42,7 @@ def cache_dir() -> Path:
     if override:
         return Path(override)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "stacmirror" / f"stac-browser-{VERSION}"
+    return Path(base) / "stacmirror" / CACHE_NAME
 
 
 def built() -> Path | None:
@@ -77,7 +81,7 @@ def build(log: Any = lambda message: None) -> Path:
             except TypeError:  # Python < 3.10.12 has no extraction filters
                 archive.extractall(work_dir)  # noqa: S202 - the registry's own tarball
         source = work_dir / "package"
-        for name in ("package.json", "package-lock.json"):
+        for name in ("package.json", "package-lock.json", "basemaps.config.js"):
             shutil.copyfile(MANIFESTS / name, source / name)
         index = source / "public" / "index.html"
         html = index.read_text()
@@ -106,7 +110,19 @@ def crs_definitions(out: Path) -> dict[str, str]:
     return {code: CRS.from_string(code).to_wkt(version="WKT1_GDAL") for code in sorted(codes)}
 
 
-def config_js(out: Path, base_url: str) -> str:
+OSM_BASEMAP = {
+    "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "is": "XYZ",
+    "title": "OpenStreetMap",
+    "attributions": '&copy; <a href="https://www.openstreetmap.org/copyright" target="_blank">'
+    "OpenStreetMap</a> contributors.",
+    "projection": "EPSG:3857",
+}
+
+
+def config_js(out: Path, base_url: str, *, offline: bool = False) -> str:
+    """STAC Browser's runtime configuration: the served catalog as root, hash routes, the mirror's
+    CRS definitions, and the OpenStreetMap basemap unless ``offline``."""
     catalog = Mirror(out).catalog_path
     root = json.loads(catalog.read_text()) if catalog.exists() else {}
     config = {
@@ -116,5 +132,6 @@ def config_js(out: Path, base_url: str) -> str:
         "allowExternalAccess": False,
         "crs": crs_definitions(out),
         "displayGeoTiffByDefault": False,
+        "stacmirrorBasemaps": [] if offline else [OSM_BASEMAP],
     }
     return f"window.STAC_BROWSER_CONFIG = {json.dumps(config, indent=2)};\n"

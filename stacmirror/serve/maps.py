@@ -1,8 +1,9 @@
 """Self-contained HTML maps of footprints: search results, mirrored items, crop rectangles, the AOI.
 
-The page is one file with inline SVG and a few lines of script: it opens offline (no CDN, no tile
-server), draws on a plain background with a graticule, and shows each footprint's id, date and
-cloud cover on hover.
+The page is one file with inline SVG and a few lines of script, in Web Mercator so the footprints
+sit on OpenStreetMap's tiles, which the page links (the only thing it fetches). With ``offline`` it
+links nothing and draws on a plain background; a graticule is drawn either way. Each footprint shows
+its id, date and cloud cover on hover.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ STYLES = {
     "aoi": ("#2ca02c", 0.08),
 }
 WIDTH, HEIGHT, MARGIN = 960, 640, 30
+TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+TILE_PX = 256
+MAX_ZOOM = 18  # OpenStreetMap's deepest standard tiles
+MAX_LAT = 85.0511287798  # where Web Mercator's square world ends
+ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
 
 def feature(geometry: dict[str, Any] | BaseGeometry, kind: str, label: str, **details: Any) -> dict[str, Any]:
@@ -62,20 +68,58 @@ def across_antimeridian(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**f, "geometry": _shift(f["geometry"])} for f in features]
 
 
-def _projector(features: list[dict[str, Any]]):
-    minx = min(f["geometry"].bounds[0] for f in features)
-    miny = min(f["geometry"].bounds[1] for f in features)
-    maxx = max(f["geometry"].bounds[2] for f in features)
-    maxy = max(f["geometry"].bounds[3] for f in features)
-    pad_x, pad_y = max((maxx - minx) * 0.05, 0.01), max((maxy - miny) * 0.05, 0.01)
-    minx, maxx, miny, maxy = minx - pad_x, maxx + pad_x, miny - pad_y, maxy + pad_y
-    squash = max(math.cos(math.radians((miny + maxy) / 2)), 0.05)
-    scale = min((WIDTH - 2 * MARGIN) / ((maxx - minx) * squash), (HEIGHT - 2 * MARGIN) / (maxy - miny))
+def mercator(lon: float, lat: float) -> tuple[float, float]:
+    """Web Mercator as a fraction of the world: x 0..1 west to east (past 1 beyond 180°), y 0..1
+    north to south, the frame of the slippy-map tile grid."""
+    lat = max(-MAX_LAT, min(MAX_LAT, lat))
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2
+    return (lon + 180.0) / 360.0, y
 
-    def project(x: float, y: float) -> tuple[float, float]:
-        return MARGIN + (x - minx) * squash * scale, HEIGHT - MARGIN - (y - miny) * scale
 
-    return project, (minx, miny, maxx, maxy)
+class _Frame:
+    """Where the features' bounds (lon/lat, padded) land on the page, in Web Mercator."""
+
+    def __init__(self, features: list[dict[str, Any]]):
+        minx = min(f["geometry"].bounds[0] for f in features)
+        miny = min(f["geometry"].bounds[1] for f in features)
+        maxx = max(f["geometry"].bounds[2] for f in features)
+        maxy = max(f["geometry"].bounds[3] for f in features)
+        pad_x, pad_y = max((maxx - minx) * 0.05, 0.01), max((maxy - miny) * 0.05, 0.01)
+        self.bounds = (minx - pad_x, max(miny - pad_y, -MAX_LAT), maxx + pad_x, min(maxy + pad_y, MAX_LAT))
+        west, north = mercator(self.bounds[0], self.bounds[3])
+        east, south = mercator(self.bounds[2], self.bounds[1])
+        max_scale = TILE_PX * 2**MAX_ZOOM
+        self.scale = min(
+            (WIDTH - 2 * MARGIN) / (east - west), (HEIGHT - 2 * MARGIN) / (south - north), max_scale
+        )
+        # centred: the spare room of the narrower axis is split on both sides
+        self.left = (WIDTH - (east - west) * self.scale) / 2 - west * self.scale
+        self.top = (HEIGHT - (south - north) * self.scale) / 2 - north * self.scale
+
+    def project(self, lon: float, lat: float) -> tuple[float, float]:
+        x, y = mercator(lon, lat)
+        return self.left + x * self.scale, self.top + y * self.scale
+
+    def tiles(self) -> list[str]:
+        """``<image>`` elements for the OpenStreetMap tiles under the page, at the zoom whose
+        tiles are nearest their natural size."""
+        zoom = max(0, min(MAX_ZOOM, round(math.log2(self.scale / TILE_PX))))
+        count = 2**zoom
+        size = self.scale / count  # a tile's size on the page
+        first_x = math.floor((0 - self.left) / size)
+        last_x = math.floor((WIDTH - self.left) / size)
+        first_y = max(0, math.floor((0 - self.top) / size))
+        last_y = min(count - 1, math.floor((HEIGHT - self.top) / size))
+        images = []
+        for ty in range(first_y, last_y + 1):
+            for tx in range(first_x, last_x + 1):
+                url = TILES.format(z=zoom, x=tx % count, y=ty)  # x wraps round the antimeridian
+                images.append(
+                    f'<image class="tile" href="{url}" x="{self.left + tx * size:.2f}" '
+                    f'y="{self.top + ty * size:.2f}" width="{size + 0.5:.2f}" height="{size + 0.5:.2f}" '
+                    'preserveAspectRatio="none"/>'
+                )
+        return images
 
 
 def _path(geom: BaseGeometry, project) -> str:
@@ -112,12 +156,16 @@ def _graticule(bounds: tuple[float, float, float, float], project) -> list[str]:
     return lines
 
 
-def render(features: Iterable[dict[str, Any]], title: str) -> str:
+def render(features: Iterable[dict[str, Any]], title: str, *, offline: bool = False) -> str:
+    """The page; with ``offline`` it links no tiles and needs no network to open."""
     features = [f for f in features if not f["geometry"].is_empty]
     body: list[str] = []
     if features:
         features = across_antimeridian(features)
-        project, bounds = _projector(features)
+        frame = _Frame(features)
+        project, bounds = frame.project, frame.bounds
+        if not offline:
+            body += frame.tiles()
         body += _graticule(bounds, project)
         order = {"aoi": 0, "scene": 1, "search": 1, "crop": 2}
         for index, item in enumerate(sorted(features, key=lambda f: order.get(f["kind"], 1))):
@@ -140,6 +188,7 @@ def render(features: Iterable[dict[str, Any]], title: str) -> str:
         )
         or "nothing to draw"
     )
+    credit = "Basemap: none (offline)." if offline else f"Basemap {ATTRIBUTION}."
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -147,6 +196,7 @@ body {{ font: 14px system-ui, sans-serif; margin: 16px; color: #222; }}
 svg {{ background: #f4f1ea; border: 1px solid #ccc; }}
 .grid {{ stroke: #ccc; stroke-width: 0.5; }} .gridlabel {{ font-size: 10px; fill: #888; }}
 .fp {{ stroke-width: 1.2; cursor: pointer; }} .fp:hover {{ stroke-width: 3; fill-opacity: 0.35; }}
+.credit {{ font-size: 12px; color: #666; }}
 #info {{ min-height: 3em; white-space: pre; font-family: monospace; margin-top: 8px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -155,6 +205,7 @@ svg {{ background: #f4f1ea; border: 1px solid #ccc; }}
 {chr(10).join(body)}
 </svg>
 <div id="info">Hover a footprint for its id, date and cloud cover.</div>
+<p class="credit">{credit}</p>
 <script>
 for (const p of document.querySelectorAll('path.fp')) {{
   p.addEventListener('mouseenter', () => {{
@@ -168,8 +219,8 @@ for (const p of document.querySelectorAll('path.fp')) {{
 """
 
 
-def write_map(path: Path, features: Iterable[dict[str, Any]], title: str) -> None:
-    write_bytes_atomic(Path(path), render(features, title).encode("utf-8"))
+def write_map(path: Path, features: Iterable[dict[str, Any]], title: str, *, offline: bool = False) -> None:
+    write_bytes_atomic(Path(path), render(features, title, offline=offline).encode("utf-8"))
 
 
 def mirror_features(out: Path) -> list[dict[str, Any]]:

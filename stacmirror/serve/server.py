@@ -1,7 +1,9 @@
 """``stacmirror serve``: STAC Browser, the catalog and its assets from one origin.
 
-* ``/`` — STAC Browser's built files, ``/config.js`` — its runtime configuration;
-* ``/catalog/…`` — the mirror (catalog JSON and the assets it points at);
+* ``/`` — STAC Browser's built files, ``/config.js`` — its runtime configuration (with an
+  OpenStreetMap basemap, or none when ``offline``: then the page asks nothing of the internet);
+* ``/catalog/…`` — the mirror (catalog JSON and the assets it points at); the root catalog is
+  handed out with the API's conformance classes and ``search`` links, so STAC Browser offers search;
 * ``/api/…`` — a STAC API over the mirror (:mod:`.api`), with item search.
 
 Every response carries CORS headers; files answer HTTP ``Range`` requests (COG previews need
@@ -20,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..layout import Mirror
 from .api import StacApi
 from .browser import config_js
 
@@ -114,7 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/config.js":
             self._bytes(
-                config_js(self.server.out, self.server.base_url).encode(), "application/javascript", head
+                config_js(self.server.out, self.server.base_url, offline=self.server.offline).encode(),
+                "application/javascript",
+                head,
             )
             return
         if path == "/catalog" or path.startswith("/catalog/"):
@@ -127,6 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
         target = safe_path(root, rest)
         if target is not None and target.is_dir():
             target = target / "index.html"
+        if target == self.server.root_catalog and target.is_file():
+            document = self.server.api.searchable_root()
+            self._bytes(json.dumps(document).encode(), "application/json", head)
+            return
         if target is None or not target.is_file():
             self._bytes(b"Not Found", "text/plain", head, status=404)
             return
@@ -191,11 +200,21 @@ class ServeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, out: Path, browser: Path | None, host: str = "127.0.0.1", port: int = 8000):
+    def __init__(
+        self,
+        out: Path,
+        browser: Path | None,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        offline: bool = False,
+    ):
         super().__init__((host, port), _Handler)
+        self.offline = offline
         self.out = Path(out).resolve()
         self.browser = Path(browser).resolve() if browser else None
         bound_host, bound_port = self.server_address[:2]
         shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
         self.base_url = f"http://{shown}:{bound_port}"
         self.api = StacApi(self.out, self.base_url)
+        self.root_catalog = Mirror(self.out).catalog_path.resolve()

@@ -1,0 +1,141 @@
+"""STAC Browser's item search against `serve`'s STAC API, driven as a user would in headless Chromium.
+
+The user opens the search page, ticks "Filter by spatial extent", zooms the map to the mirror and
+clicks inside it (STAC Browser draws a box around the click), types a date range, asks for 100
+items per page and submits. The items STAC Browser lists must be exactly those a brute-force scan
+of the item JSON finds for the box and dates it sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+from shapely.geometry import box, shape
+
+import stacmirror
+from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
+from stacmirror.serve.server import ServeServer
+
+from .helpers import ROOT, chromium_binary
+
+ARTIFACTS = ROOT / "test-artifacts"
+PRODUCT_ID = re.compile(r"L[COTEM]0\d_L2SP_\d{6}_\d{8}_\d{8}_02_T[12]")
+DATASET = "landsat_ot_c2_l2"
+
+# Fits the map view to the mirror (what a user does by zooming) and returns where a point lies on it.
+# Vue 2 keeps each component on its root element, so the test reaches the OpenLayers map the page made.
+FIT_AND_LOCATE = """([extent, point]) => {
+  const vm = document.querySelector('.filter-bbox .map-container').__vue__;
+  const R = 6378137;
+  const merc = ([lon, lat]) => [R * lon * Math.PI / 180,
+                                R * Math.log(Math.tan(Math.PI / 4 + lat * Math.PI / 360))];
+  const [w, s] = merc([extent[0], extent[1]]);
+  const [e, n] = merc([extent[2], extent[3]]);
+  vm.map.getView().fit([w, s, e, n]);
+  vm.map.renderSync();
+  return vm.map.getPixelFromCoordinate(merc(point));
+}"""
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    """Three years of scenes on a 3 × 3 block of WRS-2 path/rows, catalogued by the catalog step."""
+    out = tmp_path_factory.mktemp("browser-search") / "mirror"
+    tiles = [(path, row) for path in (40, 41, 42) for row in (33, 34, 35)]
+    write_metadata_mirror(
+        out, synthetic_records(45, seed=21, tiles=tiles, start=dt.date(2018, 1, 1), years=3)
+    )
+    assert stacmirror.build_catalog(out, workers=1).ok
+    return out
+
+
+def _brute_force(out: Path, bbox: list[float], start: str, end: str) -> tuple[set[str], int]:
+    """Ids of the items whose geometry meets ``bbox`` and whose datetime is in [start, end]; and the
+    number of items on disk."""
+    area = box(*bbox)
+    low, high = (dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (start, end))
+    found, total = set(), 0
+    for path in (out / DATASET).rglob("*.json"):
+        item = json.loads(path.read_text())
+        if item.get("type") != "Feature":
+            continue
+        total += 1
+        when = dt.datetime.fromisoformat(item["properties"]["datetime"].replace("Z", "+00:00"))
+        if shape(item["geometry"]).intersects(area) and low <= when <= high:
+            found.add(item["id"])
+    return found, total
+
+
+def test_stac_browser_searches_by_area_and_date(built_browser: Path, mirror: Path) -> None:
+    server = ServeServer(mirror, built_browser, port=0, offline=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    extent = json.loads((mirror / DATASET / "collection.json").read_text())["extent"]["spatial"]["bbox"][0]
+    west, south, east, north = extent
+    point = [west + 0.3 * (east - west), south + 0.3 * (north - south)]  # off-centre: not everything
+    searches: list[dict] = []
+    outside: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            chrome = playwright.chromium.launch(
+                executable_path=chromium_binary(), args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = chrome.new_page(viewport={"width": 1200, "height": 1000})
+
+            def seen(request) -> None:
+                if "/api/search" in request.url:
+                    searches.append(json.loads(request.post_data or "{}"))
+                if not request.url.startswith(server.base_url) and not request.url.startswith("data:"):
+                    outside.append(request.url)
+
+            page.on("request", seen)
+            page.goto(f"{server.base_url}/#/search")
+            page.get_by_text("Filter by spatial extent").click()
+            page.wait_for_function(
+                "() => document.querySelector('.filter-bbox .map-container')?.__vue__?.interaction",
+                timeout=60_000,
+            )
+            x, y = page.evaluate(FIT_AND_LOCATE, [extent, point])
+            frame = page.locator(".filter-bbox .map").bounding_box()
+            page.mouse.click(frame["x"] + x, frame["y"] + y)  # STAC Browser boxes the clicked spot
+            page.wait_for_selector("text=Click inside the bounding box to remove it", timeout=60_000)
+            dates = page.locator(".filter-datetime input")
+            dates.click()
+            dates.fill("2019-01-01 00:00:00 ~ 2019-12-31 23:59:59")
+            dates.press("Enter")
+            page.locator(".limit input").fill("100")
+            page.locator(".limit input").press("Tab")
+            page.locator(".filter button[type=submit]").click()
+            page.wait_for_selector(".search .items, .search .alert", timeout=60_000)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-search.png"), full_page=True)
+            listed = set(PRODUCT_ID.findall(page.locator(".search .items").inner_text()))
+
+            # a result opens its item page, in the browser, from the API's links
+            page.locator(".search .items a").first.click()
+            page.wait_for_url(re.compile(rf"#/{DATASET}/\d{{3}}/\d{{3}}/\w+/\w+\.json$"), timeout=60_000)
+            page.wait_for_selector("text=Product Metadata File", timeout=60_000)
+            opened = page.locator("body").inner_text()
+            chrome.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert len(searches) == 1, searches
+    sent = searches[0]
+    start, end = sent["datetime"].split("/")
+    assert start.startswith("2019-01-01") and end.startswith("2019-12-31") and sent["limit"] == 100
+    bbox = sent["bbox"]
+    assert bbox[0] < point[0] < bbox[2] and bbox[1] < point[1] < bbox[3]
+    expected, total = _brute_force(mirror, bbox, start, end)
+    in_box_any_date, _ = _brute_force(mirror, bbox, "1980-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+    assert expected and len(in_box_any_date) < total, "the box selects some scenes, not all"
+    assert expected < in_box_any_date, "the dates select some of those, not all"
+    assert listed == expected
+    assert "No basemaps available" in opened  # offline: STAC Browser was given no basemap
+    assert outside == [], "serve --offline: nothing is asked of the internet"

@@ -74,6 +74,23 @@ def test_parquet_holds_every_item_sorted_by_space_then_time(mirror: Path) -> Non
     assert (Mirror(mirror).collection_path(DATASET).parent / first["assets"]["mtl.txt"]["href"]).exists()
 
 
+def test_parquet_reads_in_geopandas_and_rustac(mirror: Path) -> None:
+    import geopandas
+    import rustac
+
+    parquet = Mirror(mirror).items_parquet(DATASET)
+    frame = geopandas.read_parquet(parquet)
+    assert len(frame) == 400 and frame.crs.to_epsg() == 4326
+    assert frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+    on_disk = {p.stem: json.loads(p.read_text()) for p in item_files(Mirror(mirror).collection_path(DATASET))}
+    for row in frame.head(20).itertuples():
+        assert row.geometry.equals(shape(on_disk[row.id]["geometry"]))
+    collection = rustac.read_sync(str(parquet))
+    assert {item["id"] for item in collection["features"]} == set(on_disk)
+    first = collection["features"][0]
+    assert first["properties"]["eo:cloud_cover"] == on_disk[first["id"]]["properties"]["eo:cloud_cover"]
+
+
 @pytest.mark.parametrize(
     "filters",
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from shapely.geometry import box, shape
 
 import stacmirror
 from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
+from stacmirror.layout import Mirror
 from stacmirror.offline_search import search
 from stacmirror.serve.server import ServeServer
 
@@ -140,3 +142,40 @@ def test_the_api_answers_what_the_offline_search_finds(api: str, mirror: Path) -
         served = sorted(i["id"] for i in everything(api, bbox=bbox, limit=100))
         assert served == sorted(search(mirror, bbox=bbox).ids), bbox
     assert sorted(search(mirror, bbox="0,-90,180,90").ids)  # the comparison is not between empties
+
+
+def test_pystac_client_and_rustac_search_the_api(api: str, mirror: Path) -> None:
+    """Two independent STAC API clients page through the API and get what the offline search finds."""
+    import pystac_client
+    import rustac
+
+    window = "2015-01-01T00:00:00Z/2020-12-31T23:59:59Z"
+    expected = sorted(search(mirror, bbox="-170,0,-30,70", start="2015-01-01", end="2020-12-31").ids)
+    assert len(expected) > 7  # more than one page of 7
+    client = pystac_client.Client.open(f"{api}/")
+    found = client.search(bbox=[-170, 0, -30, 70], datetime=window, limit=7)
+    assert sorted(item.id for item in found.items()) == expected and found.matched() == len(expected)
+    posted = rustac.search_sync(api, bbox=[-170, 0, -30, 70], datetime=window, limit=7)
+    assert sorted(item["id"] for item in posted) == expected
+    clear = rustac.search_sync(api, filter={"op": "<=", "args": [{"property": "eo:cloud_cover"}, 20]})
+    assert sorted(i["id"] for i in clear) == sorted(search(mirror, cloud_max=20).ids)
+
+
+def test_the_api_follows_an_incremental_catalog_update(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    records = list(synthetic_records(12, seed=12))
+    write_metadata_mirror(out, records[:8])
+    assert stacmirror.build_catalog(out, workers=1).ok
+    server = ServeServer(out, None, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = server.base_url + "/api"
+        assert len(everything(api, limit=100)) == 8
+        write_metadata_mirror(out, records[8:])
+        shutil.rmtree(Mirror(out).scene_dir(DATASET, records[0].display_id(2)))
+        assert stacmirror.build_catalog(out, workers=1).ok
+        ids = sorted(i["id"] for i in everything(api, limit=100))
+        assert ids == sorted(r.display_id(2) for r in records[1:])
+    finally:
+        server.shutdown()
+        server.server_close()

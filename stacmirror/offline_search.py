@@ -21,6 +21,45 @@ from shapely.prepared import prep
 from .area import load_area
 from .errors import InvalidInput, NotACatalog
 from .layout import Mirror
+from .property_filter import NOT_QUERYABLE, to_sql
+
+JSON_TYPES = {
+    "DOUBLE": {"type": "number"},
+    "FLOAT": {"type": "number"},
+    "BIGINT": {"type": "integer"},
+    "INTEGER": {"type": "integer"},
+    "VARCHAR": {"type": "string"},
+    "BOOLEAN": {"type": "boolean"},
+    "TIMESTAMP WITH TIME ZONE": {"type": "string", "format": "date-time"},
+}
+
+
+def _columns(files: list[Path]) -> dict[str, str]:
+    """Column name → DuckDB type of the collections' items.parquet."""
+    import duckdb
+
+    connection = duckdb.connect()
+    try:
+        rows = connection.execute(
+            "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [[str(f) for f in files]]
+        ).fetchall()
+    finally:
+        connection.close()
+    return {row[0]: row[1] for row in rows}
+
+
+def queryables(out: str | Path, collection: str | None = None) -> dict[str, dict[str, Any]]:
+    """The item properties one can filter on, as JSON Schema fragments, read from the parquet
+    schema: every scalar column (lists and objects, such as ``proj:shape``, are left out)."""
+    mirror = Mirror(Path(out))
+    files = [p for p in mirror.item_parquets() if collection is None or p.parent.name == collection]
+    if not files:
+        return {}
+    return {
+        name: {"title": name, **JSON_TYPES[kind]}
+        for name, kind in sorted(_columns(files).items())
+        if name not in NOT_QUERYABLE and kind in JSON_TYPES
+    }
 
 
 @dataclass
@@ -75,8 +114,10 @@ def search(
     platform: str | None = None,
     ids: list[str] | None = None,
     limit: int | None = None,
+    filter: dict[str, Any] | None = None,  # noqa: A002 - the STAC API's name for it
 ) -> QueryResult:
-    """Items of the mirror matching every filter given (bbox or aoi: intersecting the geometry)."""
+    """Items of the mirror matching every filter given (bbox or aoi: intersecting the geometry;
+    ``filter``: a CQL2 JSON tree over any item property, see :mod:`stacmirror.property_filter`)."""
     import duckdb
 
     mirror = Mirror(Path(out))
@@ -124,6 +165,10 @@ def search(
     if ids:
         where.append(f"id IN ({','.join('?' * len(ids))})")
         args += list(ids)
+    if filter:
+        condition, values = to_sql(filter, set(_columns(files)))
+        where.append(condition)
+        args += values
     sql = (
         'SELECT id, collection, geometry, bbox, datetime, platform, "eo:cloud_cover", '
         '"landsat:wrs_path", "landsat:wrs_row" FROM read_parquet(?, union_by_name = true)'
@@ -133,6 +178,10 @@ def search(
     connection = duckdb.connect()
     try:
         rows = connection.execute(sql, [[str(f) for f in files], *args]).fetchall()
+    except duckdb.Error as exc:  # e.g. a string compared with a number column
+        if not filter:
+            raise
+        raise InvalidInput("filter", str(exc).splitlines()[0]) from None
     finally:
         connection.close()
     result = QueryResult()

@@ -1,9 +1,10 @@
 """STAC Browser's item search against `serve`'s STAC API, driven as a user would in headless Chromium.
 
 The user opens the search page, ticks "Filter by spatial extent", zooms the map to the mirror and
-clicks inside it (STAC Browser draws a box around the click), types a date range, asks for 100
-items per page and submits. The items STAC Browser lists must be exactly those a brute-force scan
-of the item JSON finds for the box and dates it sent.
+clicks inside it (STAC Browser draws a box around the click), types a date range, adds a cloud
+cover filter from the API's queryables, asks for 100 items per page and submits. The items STAC
+Browser lists must be exactly those a brute-force scan of the item JSON finds for the box, dates
+and cloud cover it sent.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .helpers import ROOT, chromium_binary
 ARTIFACTS = ROOT / "test-artifacts"
 PRODUCT_ID = re.compile(r"L[COTEM]0\d_L2SP_\d{6}_\d{8}_\d{8}_02_T[12]")
 DATASET = "landsat_ot_c2_l2"
+CLOUD_BELOW = 50
 
 # Fits the map view to the mirror (what a user does by zooming) and returns where a point lies on it.
 # Vue 2 keeps each component on its root element, so the test reaches the OpenLayers map the page made.
@@ -55,9 +57,11 @@ def mirror(tmp_path_factory) -> Path:
     return out
 
 
-def _brute_force(out: Path, bbox: list[float], start: str, end: str) -> tuple[set[str], int]:
-    """Ids of the items whose geometry meets ``bbox`` and whose datetime is in [start, end]; and the
-    number of items on disk."""
+def _brute_force(
+    out: Path, bbox: list[float], start: str, end: str, cloud_below: float = 101
+) -> tuple[set[str], int]:
+    """Ids of the items whose geometry meets ``bbox``, whose datetime is in [start, end] and whose
+    cloud cover is below ``cloud_below``; and the number of items on disk."""
     area = box(*bbox)
     low, high = (dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (start, end))
     found, total = set(), 0
@@ -67,7 +71,8 @@ def _brute_force(out: Path, bbox: list[float], start: str, end: str) -> tuple[se
             continue
         total += 1
         when = dt.datetime.fromisoformat(item["properties"]["datetime"].replace("Z", "+00:00"))
-        if shape(item["geometry"]).intersects(area) and low <= when <= high:
+        cloud = item["properties"]["eo:cloud_cover"]
+        if shape(item["geometry"]).intersects(area) and low <= when <= high and cloud < cloud_below:
             found.add(item["id"])
     return found, total
 
@@ -108,6 +113,13 @@ def test_stac_browser_searches_by_area_and_date(built_browser: Path, mirror: Pat
             dates.click()
             dates.fill("2019-01-01 00:00:00 ~ 2019-12-31 23:59:59")
             dates.press("Enter")
+            page.get_by_text("Add filter").click()  # offered from the API's queryables
+            page.get_by_text("Cloud cover (%)").first.click()
+            page.locator(".additional-filters .dropdown-toggle").nth(1).click()  # the operator
+            page.locator(
+                ".additional-filters .dropdown-menu.show .dropdown-item", has_text="less than"
+            ).first.click()
+            page.locator(".additional-filters input").last.fill(str(CLOUD_BELOW))
             page.locator(".limit input").fill("100")
             page.locator(".limit input").press("Tab")
             page.locator(".filter button[type=submit]").click()
@@ -132,10 +144,15 @@ def test_stac_browser_searches_by_area_and_date(built_browser: Path, mirror: Pat
     assert start.startswith("2019-01-01") and end.startswith("2019-12-31") and sent["limit"] == 100
     bbox = sent["bbox"]
     assert bbox[0] < point[0] < bbox[2] and bbox[1] < point[1] < bbox[3]
-    expected, total = _brute_force(mirror, bbox, start, end)
-    in_box_any_date, _ = _brute_force(mirror, bbox, "1980-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
-    assert expected and len(in_box_any_date) < total, "the box selects some scenes, not all"
-    assert expected < in_box_any_date, "the dates select some of those, not all"
+    assert sent["filter"] == {
+        "op": "and",
+        "args": [{"op": "<", "args": [{"property": "eo:cloud_cover"}, CLOUD_BELOW]}],
+    }
+    expected, total = _brute_force(mirror, bbox, start, end, CLOUD_BELOW)
+    in_box, _ = _brute_force(mirror, bbox, "1980-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+    in_box_and_dates, _ = _brute_force(mirror, bbox, start, end)
+    assert expected and len(in_box) < total, "the box selects some scenes, not all"
+    assert expected < in_box_and_dates < in_box, "the dates and the cloud cover each select some"
     assert listed == expected
     assert "No basemaps available" in opened  # offline: STAC Browser was given no basemap
     assert outside == [], "serve --offline: nothing is asked of the internet"

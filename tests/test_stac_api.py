@@ -67,6 +67,15 @@ def test_landing_conformance_and_collections(api: str) -> None:
     one = requests.get(f"{api}/collections/{DATASET}", timeout=30).json()
     assert any(link["rel"] == "items" for link in one["links"])
     assert requests.get(f"{api}/collections/nope", timeout=30).status_code == 404
+    answer = requests.get(f"{api}/queryables", timeout=30)
+    assert answer.headers["Content-Type"] == "application/schema+json"
+    fields = answer.json()["properties"]
+    assert fields["eo:cloud_cover"]["type"] == "number" and fields["landsat:wrs_path"]["type"] == "string"
+    assert (
+        fields["datetime"]["format"] == "date-time" and "assets" not in fields and "proj:shape" not in fields
+    )
+    assert requests.get(f"{api}/collections/{DATASET}/queryables", timeout=30).json()["properties"] == fields
+    assert requests.get(f"{api}/collections/nope/queryables", timeout=30).status_code == 404
 
 
 def test_paging_covers_every_item_once(api: str) -> None:
@@ -97,7 +106,7 @@ def test_the_served_root_catalog_offers_search_and_the_file_is_unchanged(api: st
     assert (mirror / "catalog.json").read_bytes() == on_disk and b"conformsTo" not in on_disk
 
 
-def test_search_filters_match_the_offline_search(api: str, tmp_path: Path) -> None:
+def test_search_filters_match_the_offline_search(api: str, mirror: Path) -> None:
     area = box(-100, 20, -60, 50)
     by_bbox = everything(api, bbox="-100,20,-60,50", datetime="2015-01-01T00:00:00Z/2020-12-31T23:59:59Z")
     assert by_bbox and all(shape(i["geometry"]).intersects(area) for i in by_bbox)
@@ -122,6 +131,16 @@ def test_search_filters_match_the_offline_search(api: str, tmp_path: Path) -> No
     by_ids = everything(api, ids=",".join(picked))
     assert sorted(i["id"] for i in by_ids) == sorted(picked)
     assert everything(api, collections="nope") == []
+    row_and_sun = {
+        "op": "and",
+        "args": [
+            {"op": "=", "args": [{"property": "landsat:wrs_path"}, "100"]},
+            {"op": ">", "args": [{"property": "view:sun_elevation"}, 10]},
+        ],
+    }
+    posted = everything(api, "POST", filter=row_and_sun, limit=100)
+    assert sorted(i["id"] for i in posted) == sorted(search(mirror, filter=row_and_sun).ids)
+    assert posted and all(i["properties"]["landsat:wrs_path"] == "100" for i in posted)
 
 
 def test_bad_requests_are_400(api: str) -> None:
@@ -129,7 +148,10 @@ def test_bad_requests_are_400(api: str) -> None:
         {"limit": "0"},
         {"bbox": "1,2,3"},
         {"datetime": "not-a-date"},
-        {"query": json.dumps({"gsd": {"lt": 3}})},
+        {"query": json.dumps({"no:such_property": {"lt": 3}})},
+        {"query": json.dumps({"eo:cloud_cover": {"about": 3}})},
+        {"filter": json.dumps({"op": "<", "args": [{"property": "platform"}, 3]})},  # string vs number
+        {"filter": "eo:cloud_cover < 3", "filter-lang": "cql2-text"},
     ):
         answer = requests.get(f"{api}/search", params=params, timeout=30)
         assert answer.status_code == 400, params

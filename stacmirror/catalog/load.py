@@ -14,34 +14,13 @@ from typing import Any
 
 import pystac
 
-from ..errors import InvalidInput
+from ..property_filter import from_query, matches
 
 
 def _epsg(code: Any) -> int | None:
     if isinstance(code, str) and code.upper().startswith("EPSG:"):
         return int(code.split(":", 1)[1])
     return None
-
-
-OPERATORS = {
-    "eq": lambda a, b: a == b,
-    "neq": lambda a, b: a != b,
-    "lt": lambda a, b: a is not None and a < b,
-    "lte": lambda a, b: a is not None and a <= b,
-    "gt": lambda a, b: a is not None and a > b,
-    "gte": lambda a, b: a is not None and a >= b,
-}
-
-
-def _matches(properties: dict[str, Any], query: dict[str, Any]) -> bool:
-    """The STAC API ``query`` extension: ``{"eo:cloud_cover": {"lt": 30}}``."""
-    for name, tests in query.items():
-        for op, value in (tests.items() if isinstance(tests, dict) else [("eq", tests)]):
-            if op not in OPERATORS:
-                raise InvalidInput("query", f"unknown operator {op!r}; known: {', '.join(OPERATORS)}")
-            if not OPERATORS[op](properties.get(name), value):
-                return False
-    return True
 
 
 def items(
@@ -59,30 +38,32 @@ def items(
     ``items("mirror", landsat_wrs_path="044", platform="landsat-8")``. ``bbox`` (W,S,E,N: items
     whose geometry intersects it), ``datetime`` (``"2021-01-01/2021-12-31"``, either end may be
     ``..``) and ``query`` (the STAC API query extension, e.g. ``{"eo:cloud_cover": {"lt": 30}}``)
-    select through the collections' ``items.parquet`` without walking the tree.
+    select through the collections' ``items.parquet`` without walking the tree (``query`` alone is
+    applied while walking it, so it also reaches crop collections, which have no parquet).
     """
     root = Path(path)
     if root.is_dir():
         root = root / "catalog.json"
+    tree = from_query(query)  # read first: a bad query is an error before anything is loaded
     if bbox is not None or datetime is not None:
-        return _selected(root.parent, collection, bbox, datetime, query or {}, filters)
+        return _selected(root.parent, collection, bbox, datetime, tree, filters)
     catalog = pystac.read_file(str(root.resolve()))
     candidates = (
         item
         for item in catalog.get_items(recursive=True)
         if collection is None or item.collection_id == collection
     )
-    return _keep(candidates, filters, query or {})
+    return _keep(candidates, filters, tree)
 
 
-def _keep(candidates: Iterable[pystac.Item], filters: dict[str, Any], query: dict[str, Any]):
-    """The candidates whose properties equal ``filters`` and pass ``query``, ready for the loaders."""
+def _keep(candidates: Iterable[pystac.Item], filters: dict[str, Any], tree: dict[str, Any] | None = None):
+    """The candidates whose properties equal ``filters`` and pass ``tree``, ready for the loaders."""
     wanted = _wanted(filters)
     selected = []
     for item in candidates:
         if any(item.properties.get(name) != value for name, value in wanted.items()):
             continue
-        if query and not _matches(item.properties, query):
+        if tree is not None and not matches(item.properties, tree, field="query"):
             continue
         selected.append(_for_loaders(item))
     return pystac.ItemCollection(selected)
@@ -97,7 +78,7 @@ def _wanted(filters: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _selected(out: Path, collection, bbox, datetime, query, filters) -> pystac.ItemCollection:
+def _selected(out: Path, collection, bbox, datetime, tree, filters) -> pystac.ItemCollection:
     from ..offline_search import search
 
     start, _, end = (datetime or "..").partition("/")
@@ -107,8 +88,9 @@ def _selected(out: Path, collection, bbox, datetime, query, filters) -> pystac.I
         bbox=bbox,
         start=None if start in ("", "..") else start,
         end=None if end in ("", "..") else (end or start),
+        filter=tree,
     )
-    return _keep((pystac.Item.from_file(entry["item"]) for entry in found.items), filters, query)
+    return _keep((pystac.Item.from_file(entry["item"]) for entry in found.items), filters)
 
 
 def _for_loaders(item: pystac.Item) -> pystac.Item:

@@ -1,11 +1,12 @@
 """A STAC API over the mirror, at ``/api/``, backed by the collections' ``items.parquet``.
 
-Landing page, conformance, collections, a collection's items, one item, and ``/search`` by GET and
-POST with ``bbox``/``intersects``, ``datetime``, ``ids``, ``collections``, ``limit`` and next-page
-links, and filtering on ``eo:cloud_cover`` through the ``query`` extension or a CQL2 JSON
-``filter`` (comparisons joined by ``and``). Items are the catalog's own files, with asset hrefs
-made absolute to the served ``/catalog/`` tree. No existing STAC API server could be used: those
-on PyPI need a database or DuckDB's spatial extension, which is downloaded at run time.
+Landing page, conformance, queryables, collections, a collection's items, one item, and
+``/search`` by GET and POST with ``bbox``/``intersects``, ``datetime``, ``ids``, ``collections``,
+``limit`` and next-page links, and filtering on any scalar item property through the ``query``
+extension or a CQL2 JSON ``filter`` (:mod:`stacmirror.property_filter`). Items are the catalog's
+own files, with asset hrefs made absolute to the served ``/catalog/`` tree. No existing STAC API
+server fitted: those on PyPI need a database, and ``rustac serve`` reads stac-geoparquet through
+DuckDB's spatial extension, which is downloaded at run time (with no network it hung here).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from shapely.geometry import shape
 
 from ..errors import InvalidInput, StacmirrorError
 from ..layout import Mirror
-from ..offline_search import search
+from ..offline_search import queryables, search
+from ..property_filter import combine, from_query
 
 STAC_VERSION = "1.1.0"
 DEFAULT_LIMIT = 10
@@ -38,63 +40,28 @@ CONFORMANCE = [
 ]
 GEOJSON = "application/geo+json"
 JSON = "application/json"
+SCHEMA = "application/schema+json"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+
+
+QUERYABLE_DETAILS = {
+    "eo:cloud_cover": {"title": "Cloud cover (%)", "minimum": 0, "maximum": 100},
+    "landsat:cloud_cover_land": {"title": "Cloud cover over land (%)", "minimum": 0, "maximum": 100},
+    "landsat:wrs_path": {"title": "WRS path (3 digits)"},
+    "landsat:wrs_row": {"title": "WRS row (3 digits)"},
+    "platform": {
+        "title": "Platform",
+        "enum": ["landsat-4", "landsat-5", "landsat-7", "landsat-8", "landsat-9"],
+    },
+    "view:sun_elevation": {"title": "Sun elevation (°)", "minimum": -90, "maximum": 90},
+    "datetime": {"title": "Acquired"},
+}
 
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
-
-
-def cloud_bounds(
-    query: dict[str, Any] | None, cql: dict[str, Any] | None
-) -> tuple[float | None, float | None]:
-    """(min, max) of eo:cloud_cover from the query extension and a CQL2 JSON filter."""
-    low: float | None = None
-    high: float | None = None
-    epsilon = 1e-9
-
-    def apply(op: str, value: Any) -> None:
-        nonlocal low, high
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ApiError(400, f"eo:cloud_cover needs a number, got {value!r}") from None
-        if op in ("lt", "<"):
-            high = min(high, number - epsilon) if high is not None else number - epsilon
-        elif op in ("lte", "<="):
-            high = min(high, number) if high is not None else number
-        elif op in ("gt", ">"):
-            low = max(low, number + epsilon) if low is not None else number + epsilon
-        elif op in ("gte", ">="):
-            low = max(low, number) if low is not None else number
-        elif op in ("eq", "="):
-            apply("gte", number)
-            apply("lte", number)
-        else:
-            raise ApiError(400, f"unsupported operator {op!r} on eo:cloud_cover")
-
-    for name, tests in (query or {}).items():
-        if name != "eo:cloud_cover":
-            raise ApiError(400, f"query on {name!r} is not supported (only eo:cloud_cover)")
-        for op, value in tests.items() if isinstance(tests, dict) else [("eq", tests)]:
-            apply(op, value)
-
-    def walk(node: Any) -> None:
-        if not isinstance(node, dict) or "op" not in node:
-            raise ApiError(400, "filter must be CQL2 JSON, e.g. {'op': '<', 'args': [{'property': ...}, 30]}")
-        op, args = node["op"], node.get("args") or []
-        if op == "and":
-            for arg in args:
-                walk(arg)
-            return
-        if len(args) != 2 or not isinstance(args[0], dict) or args[0].get("property") != "eo:cloud_cover":
-            raise ApiError(400, "filter supports comparisons of eo:cloud_cover, joined by 'and'")
-        apply(op, args[1])
-
-    if cql is not None:
-        walk(cql)
-    return low, high
 
 
 class StacApi:
@@ -114,6 +81,11 @@ class StacApi:
                 return 200, JSON, self.landing()
             if parts == ["conformance"]:
                 return 200, JSON, {"conformsTo": CONFORMANCE}
+            if parts == ["queryables"]:
+                return 200, SCHEMA, self.queryables()
+            if parts[0] == "collections" and len(parts) == 3 and parts[2] == "queryables":
+                self.collection(parts[1])  # 404 for an unknown collection
+                return 200, SCHEMA, self.queryables(parts[1])
             if parts == ["collections"]:
                 return 200, JSON, self.collections()
             if parts[0] == "collections" and len(parts) == 2:
@@ -151,6 +123,7 @@ class StacApi:
             {"rel": "self", "href": f"{self.api}/", "type": JSON},
             {"rel": "root", "href": f"{self.api}/", "type": JSON},
             {"rel": "conformance", "href": f"{self.api}/conformance", "type": JSON},
+            {"rel": QUERYABLES_REL, "href": f"{self.api}/queryables", "type": SCHEMA},
             {"rel": "data", "href": f"{self.api}/collections", "type": JSON},
             {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "GET"},
             {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "POST"},
@@ -175,9 +148,11 @@ class StacApi:
         item search against ``/api/search``. The file on disk is not changed: it must stay valid
         wherever the mirror is copied, where no API runs."""
         root = json.loads(self.mirror.catalog_path.read_text())
-        links = [link for link in root.get("links", []) if link.get("rel") not in ("search", "conformance")]
+        added = ("search", "conformance", QUERYABLES_REL)
+        links = [link for link in root.get("links", []) if link.get("rel") not in added]
         links += [
             {"rel": "conformance", "href": f"{self.api}/conformance", "type": JSON},
+            {"rel": QUERYABLES_REL, "href": f"{self.api}/queryables", "type": SCHEMA},
             {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "GET"},
             {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "POST"},
         ]
@@ -195,11 +170,27 @@ class StacApi:
             {"rel": "root", "href": f"{self.api}/", "type": JSON},
             {"rel": "parent", "href": f"{self.api}/", "type": JSON},
             {"rel": "items", "href": f"{here}/items", "type": GEOJSON},
+            {"rel": QUERYABLES_REL, "href": f"{here}/queryables", "type": SCHEMA},
             *kept,
         ]
         for asset in (data.get("assets") or {}).values():
             asset["href"] = self._asset_url(path.parent, asset["href"])
         return data
+
+    def queryables(self, collection_id: str | None = None) -> dict[str, Any]:
+        here = f"{self.api}/collections/{collection_id}" if collection_id else self.api
+        properties = queryables(self.mirror.root, collection_id)
+        for name, schema in properties.items():
+            schema.update(QUERYABLE_DETAILS.get(name, {}))
+        return {
+            "$schema": "https://json-schema.org/draft/2019-09/schema",
+            "$id": f"{here}/queryables",
+            "type": "object",
+            "title": "Queryables",
+            "description": "Item properties that the query extension and CQL2 JSON filters accept",
+            "properties": properties,
+            "additionalProperties": False,
+        }
 
     def collections(self) -> dict[str, Any]:
         return {
@@ -282,7 +273,9 @@ class StacApi:
         cql = request.get("filter")
         if isinstance(cql, str):
             cql = json.loads(cql)
-        low, high = cloud_bounds(query, cql)
+        if request.get("filter-lang", "cql2-json") != "cql2-json":
+            raise ApiError(400, "filter-lang must be cql2-json (cql2-text is not supported)")
+        tree = combine(from_query(query), cql)
         collections = listed(request.get("collections"))
         found = []
         for collection in collections or [None]:
@@ -293,9 +286,8 @@ class StacApi:
                 intersects=shape(intersects) if intersects else None,
                 start=start,
                 end=end,
-                cloud_max=high,
-                cloud_min=low,
                 ids=listed(request.get("ids")),
+                filter=tree,
             ).items
         found.sort(key=lambda i: (i["properties"]["datetime"], i["id"]), reverse=True)
         page = found[offset : offset + limit]

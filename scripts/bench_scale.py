@@ -11,9 +11,13 @@ The baseline is the full build itself: the no-op must cost a small fraction of i
 
 It also times writing the collection's items.parquet on its own, and `stacmirror query` (area +
 dates + cloud) on it in a fresh process, first call and median of five, against a brute-force scan
-of the item JSON files measured in the same run (which must find the same items).
+of the item JSON files measured in the same run (which must find the same items), and the STAC
+API of `stacmirror serve` over HTTP: the first and a middle page of an unfiltered search, and the
+same area + dates + cloud search followed through every page (which must also find them).
+`--search-only` times only the parquet, the query and the API, on catalogs already built.
 
 Usage: .venv/bin/python scripts/bench_scale.py [--sizes 1000,10000,100000] [--workers N] [--data DIR]
+       [--search-only]
 """
 
 from __future__ import annotations
@@ -58,6 +62,33 @@ for _ in range(6):
     times.append(time.perf_counter() - started)
 median = statistics.median(times[1:])
 print(json.dumps({"import": imported, "first": times[0], "median": median, "ids": sorted(found.ids)}))
+"""
+
+API = """
+import json, statistics, sys, threading, time
+import requests
+from pathlib import Path
+from stacmirror.serve.server import ServeServer
+server = ServeServer(Path(sys.argv[1]), None, port=0)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+api = server.base_url + "/api/search"
+def timed(method, url, **kwargs):
+    started = time.perf_counter()
+    page = getattr(requests, method)(url, timeout=600, **kwargs).json()
+    return time.perf_counter() - started, page
+first, page = timed("get", api, params={"limit": 100})
+total = page["numberMatched"]
+middle, _ = timed("get", api, params={"limit": 100, "token": f"o:{total // 2}"})
+request = {"bbox": [-100, 20, -60, 50], "datetime": "2015-01-01T00:00:00Z/2019-12-31T23:59:59Z",
+           "filter": {"op": "<=", "args": [{"property": "eo:cloud_cover"}, 40]}, "limit": 100}
+pages, ids, body = [], [], request
+while body is not None:
+    seconds, page = timed("post", api, json=body)
+    pages.append(seconds)
+    ids += [f["id"] for f in page["features"]]
+    body = next((l["body"] for l in page["links"] if l["rel"] == "next"), None)
+print(json.dumps({"first": first, "middle": middle, "pages": len(pages),
+                  "search_median": statistics.median(pages), "search_total": sum(pages), "ids": sorted(ids)}))
 """
 
 PARQUET = """
@@ -194,12 +225,67 @@ def largest_node(out: Path) -> int:
     return largest
 
 
+def measure_search(out: Path) -> dict:
+    """items.parquet written on its own, the offline query, the STAC API, and the brute-force scan."""
+    parquet = _run_json(PARQUET, str(out))
+    query = _run_json(QUERY, str(out))
+    api = _run_json(API, str(out))
+    scan_seconds, scan_ids = brute_force(out)
+    assert query["ids"] == scan_ids, "the query and the scan disagree"
+    assert api["ids"] == scan_ids, "the STAC API and the scan disagree"
+    print(
+        f"  items.parquet written in {parquet['seconds']:.1f} s; query ({len(scan_ids)} matches): first "
+        f"{query['first'] * 1000:.0f} ms, median {query['median'] * 1000:.0f} ms (import "
+        f"{query['import']:.1f} s); brute-force scan of the item files {scan_seconds:.1f} s = "
+        f"{scan_seconds / query['median']:.0f}x slower\n"
+        f"  STAC API: unfiltered search, first page {api['first'] * 1000:.0f} ms, middle page "
+        f"{api['middle'] * 1000:.0f} ms; the same query over {api['pages']} page(s): median "
+        f"{api['search_median'] * 1000:.0f} ms a page, {api['search_total']:.2f} s in all = "
+        f"{scan_seconds / api['search_total']:.0f}x faster than the scan",
+        flush=True,
+    )
+    return {
+        "parquet_s": parquet["seconds"],
+        "query_first_s": query["first"],
+        "query_median_s": query["median"],
+        "api_first_s": api["first"],
+        "api_middle_s": api["middle"],
+        "api_search_total_s": api["search_total"],
+        "scan_s": scan_seconds,
+        "matches": len(scan_ids),
+    }
+
+
+def search_only(args: argparse.Namespace) -> None:
+    print(
+        "| scenes | items.parquet | query first / median | API page: first / middle "
+        "| API search, all pages | brute-force scan |"
+    )
+    print("|---|---|---|---|---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        out = args.data / f"mirror-{size}"
+        if not (out / "catalog.json").exists():
+            sys.exit(f"{out} has no catalog: run without --search-only first")
+        r = measure_search(out)
+        print(
+            f"| {size:,} | {r['parquet_s']:.1f} s | {r['query_first_s'] * 1000:.0f} / "
+            f"{r['query_median_s'] * 1000:.0f} ms | {r['api_first_s'] * 1000:.0f} / "
+            f"{r['api_middle_s'] * 1000:.0f} ms "
+            f"| {r['api_search_total_s']:.2f} s ({r['matches']} items) | {r['scan_s']:.1f} s |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--workers", type=int, default=0, help="0: stacmirror's default (the CPU count)")
     parser.add_argument("--data", type=Path, default=Path.home() / ".cache" / "stacmirror" / "bench-scale")
+    parser.add_argument("--search-only", action="store_true", help="time the parquet, query and API only")
     args = parser.parse_args()
+    if args.search_only:
+        search_only(args)
+        return
     print(f"{os.cpu_count()} CPUs; workers: {args.workers or 'default'}")
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
@@ -221,25 +307,8 @@ def main() -> None:
             "files_written": full["written"] + full["parents"],
             "largest_node": largest_node(out),
         }
-        parquet = _run_json(PARQUET, str(out))
-        query = _run_json(QUERY, str(out))
-        scan_seconds, scan_ids = brute_force(out)
-        assert query["ids"] == scan_ids, "the query and the scan disagree"
-        row.update(
-            parquet_s=parquet["seconds"],
-            query_first_s=query["first"],
-            query_median_s=query["median"],
-            scan_s=scan_seconds,
-            matches=len(scan_ids),
-        )
+        row.update(measure_search(out))
         rows.append(row)
-        print(
-            f"  items.parquet written in {parquet['seconds']:.1f} s; query ({len(scan_ids)} matches): first "
-            f"{query['first'] * 1000:.0f} ms, median {query['median'] * 1000:.0f} ms (import "
-            f"{query['import']:.1f} s); brute-force scan of the item files {scan_seconds:.1f} s = "
-            f"{scan_seconds / query['median']:.0f}x slower",
-            flush=True,
-        )
         print(
             f"  full build {row['full_s']:.1f} s = {row['items_per_s']:.0f} items/s; peak RSS writer "
             f"{row['writer_rss_mb']:.0f} MB, workers {row['worker_rss_mb']:.0f} MB; no-op "

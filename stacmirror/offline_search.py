@@ -67,13 +67,14 @@ class QueryResult:
     """The matching items, newest first; ``to_dict()`` is what ``query --json`` prints."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
+    matched: int = 0  # every match, whatever ``limit`` and ``offset`` kept
 
     @property
     def ids(self) -> list[str]:
         return [i["id"] for i in self.items]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": len(self.items), "items": self.items}
+        return {"count": len(self.items), "matched": self.matched, "items": self.items}
 
     def to_geojson(self) -> dict[str, Any]:
         features = [
@@ -101,7 +102,7 @@ def _date(value: Any, name: str, end: bool = False) -> dt.datetime | None:
 def search(
     out: str | Path,
     *,
-    collection: str | None = None,
+    collection: str | list[str] | None = None,
     bbox: Any = None,
     aoi: Any = None,
     intersects: BaseGeometry | None = None,
@@ -114,18 +115,26 @@ def search(
     platform: str | None = None,
     ids: list[str] | None = None,
     limit: int | None = None,
+    offset: int = 0,
     filter: dict[str, Any] | None = None,  # noqa: A002 - the STAC API's name for it
 ) -> QueryResult:
     """Items of the mirror matching every filter given (bbox or aoi: intersecting the geometry;
-    ``filter``: a CQL2 JSON tree over any item property, see :mod:`stacmirror.property_filter`)."""
+    ``filter``: a CQL2 JSON tree over any item property, see :mod:`stacmirror.property_filter`),
+    newest first; ``offset`` and ``limit`` page through them, and ``matched`` counts them all.
+
+    Without an area, DuckDB counts and pages by itself; with one, every candidate is tested but
+    only the page's items are built."""
     import duckdb
 
     mirror = Mirror(Path(out))
-    files = [p for p in mirror.item_parquets() if collection is None or p.parent.name == collection]
+    wanted = [collection] if isinstance(collection, str) else collection
+    files = [p for p in mirror.item_parquets() if wanted is None or p.parent.name in wanted]
     if not mirror.catalog_path.exists():
         raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: stacmirror catalog)")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise InvalidInput("limit", f"must be a whole number >= 1, got {limit!r}")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput("offset", f"must be a whole number >= 0, got {offset!r}")
     if cloud_max is not None and not 0 <= float(cloud_max) <= 100:
         raise InvalidInput("cloud_max", f"must be between 0 and 100, got {cloud_max}")
     area = intersects
@@ -169,15 +178,22 @@ def search(
         condition, values = to_sql(filter, set(_columns(files)))
         where.append(condition)
         args += values
+    condition = " WHERE " + " AND ".join(where) if where else ""
+    source = " FROM read_parquet(?, union_by_name = true)"
+    page = ""
+    if area is None and (limit is not None or offset):
+        page = f" LIMIT {int(limit) if limit is not None else 'ALL'} OFFSET {int(offset)}"
     sql = (
         'SELECT id, collection, geometry, bbox, datetime, platform, "eo:cloud_cover", '
-        '"landsat:wrs_path", "landsat:wrs_row" FROM read_parquet(?, union_by_name = true)'
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY datetime DESC, id"
+        '"landsat:wrs_path", "landsat:wrs_row"' + source + condition + " ORDER BY datetime DESC, id" + page
     )
+    parameters = [[str(f) for f in files], *args]
     connection = duckdb.connect()
     try:
-        rows = connection.execute(sql, [[str(f) for f in files], *args]).fetchall()
+        rows = connection.execute(sql, parameters).fetchall()
+        matched = None
+        if area is None:
+            matched = connection.execute("SELECT count(*)" + source + condition, parameters).fetchone()[0]
     except duckdb.Error as exc:  # e.g. a string compared with a number column
         if not filter:
             raise
@@ -186,10 +202,15 @@ def search(
         connection.close()
     result = QueryResult()
     prepared = prep(area) if area is not None else None
+    first, last = (0, None) if area is None else (offset, None if limit is None else offset + limit)
+    count = 0
     for item_id, coll, wkb, box, when, plat, cloud, wrs_path, wrs_row in rows:
         geometry = shapely.from_wkb(wkb)
         if prepared is not None and not prepared.intersects(geometry):
             continue
+        count += 1
+        if count <= first or (last is not None and count > last):
+            continue  # a match outside the page: counted, not built
         properties = {
             "datetime": when.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
             "platform": plat,
@@ -207,6 +228,5 @@ def search(
                 "item": str(mirror.item_path(mirror.scene_dir(coll, item_id))),
             }
         )
-        if limit is not None and len(result.items) >= limit:
-            break
+    result.matched = matched if matched is not None else count
     return result

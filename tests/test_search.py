@@ -236,3 +236,15 @@ def test_bad_property_filters_are_input_errors(mirror: Path) -> None:
         assert caught.value.field == "filter"
     with pytest.raises(stacmirror.InvalidInput):
         from_query({"eo:cloud_cover": {"about": 3}})
+
+
+@pytest.mark.parametrize("bbox", [None, "-100,20,-60,50", "170,-60,-170,60"])
+def test_pages_of_a_search_are_slices_of_the_whole(mirror: Path, bbox: str | None) -> None:
+    whole = search(mirror, bbox=bbox)
+    assert whole.matched == len(whole.items) > 10
+    pages = [search(mirror, bbox=bbox, limit=4, offset=start) for start in range(0, whole.matched, 4)]
+    assert [i for p in pages for i in p.ids] == whole.ids
+    assert {p.matched for p in pages} == {whole.matched}
+    assert search(mirror, bbox=bbox, limit=3, offset=whole.matched).items == []
+    with pytest.raises(stacmirror.InvalidInput):
+        search(mirror, offset=-1)

@@ -276,25 +276,22 @@ class StacApi:
         if request.get("filter-lang", "cql2-json") != "cql2-json":
             raise ApiError(400, "filter-lang must be cql2-json (cql2-text is not supported)")
         tree = combine(from_query(query), cql)
-        collections = listed(request.get("collections"))
-        found = []
-        for collection in collections or [None]:
-            found += search(
-                self.mirror.root,
-                collection=collection,
-                bbox=bbox or None,
-                intersects=shape(intersects) if intersects else None,
-                start=start,
-                end=end,
-                ids=listed(request.get("ids")),
-                filter=tree,
-            ).items
-        found.sort(key=lambda i: (i["properties"]["datetime"], i["id"]), reverse=True)
-        page = found[offset : offset + limit]
-        features = [self._item(Path(i["item"])) for i in page]
+        found = search(
+            self.mirror.root,
+            collection=listed(request.get("collections")),
+            bbox=bbox or None,
+            intersects=shape(intersects) if intersects else None,
+            start=start,
+            end=end,
+            ids=listed(request.get("ids")),
+            filter=tree,
+            limit=limit,
+            offset=offset,
+        )
+        features = [self._item(Path(i["item"])) for i in found.items]
         base = f"{self.base}{path_base}" if path_base else f"{self.api}/search"
         links = [{"rel": "root", "href": f"{self.api}/", "type": JSON}]
-        if offset + limit < len(found):
+        if offset + limit < found.matched:
             token = f"o:{offset + limit}"
             if post:
                 links.append(
@@ -322,6 +319,6 @@ class StacApi:
             "type": "FeatureCollection",
             "features": features,
             "links": links,
-            "numberMatched": len(found),
+            "numberMatched": found.matched,
             "numberReturned": len(features),
         }

@@ -74,3 +74,19 @@ def test_wheel_installs_and_runs_outside_the_checkout(emulator, schema_host: str
     assert validate.returncode == 0, validate.stdout + validate.stderr
     fetched = json.loads(validate.stdout)["schemasFetched"]
     assert any("/landsat/" in uri for uri in fetched)
+    query = run("query", "mirror", "--ids")  # DuckDB over the items.parquet the catalog step wrote
+    assert query.returncode == 0 and len(query.stdout.split()) == 2, query.stderr
+    build_inputs = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from stacmirror.serve import browser; "
+            "print(all((browser.MANIFESTS / name).is_file() for name in browser.BUILD_INPUTS))",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert build_inputs.stdout.strip() == "True"  # what the STAC Browser build copies in

@@ -31,6 +31,7 @@ BUILD = 2
 CACHE_NAME = f"stac-browser-{VERSION}-{BUILD}"
 PACKAGE = f"@radiantearth/stac-browser@{VERSION}"
 MANIFESTS = Path(__file__).resolve().parent / "stac-browser"
+BUILD_INPUTS = ("package.json", "package-lock.json", "basemaps.config.js")  # copied over STAC Browser's
 
 
 class BrowserUnavailable(Exception):
@@ -81,7 +82,7 @@ def build(log: Any = lambda message: None) -> Path:
             except TypeError:  # Python < 3.10.12 has no extraction filters
                 archive.extractall(work_dir)  # noqa: S202 - the registry's own tarball
         source = work_dir / "package"
-        for name in ("package.json", "package-lock.json", "basemaps.config.js"):
+        for name in BUILD_INPUTS:
             shutil.copyfile(MANIFESTS / name, source / name)
         index = source / "public" / "index.html"
         html = index.read_text()

@@ -133,6 +133,23 @@ def test_query_command_prints_ids_json_and_geojson(mirror: Path, tmp_path: Path)
     )  # fmt: skip
     report = json.loads(as_json.stdout)
     assert report["count"] == 3 and len(json.loads(geojson.read_text())["features"]) == 3
+    assert report["matched"] == len(brute_force(mirror, start="2016-01-01", end="2016-12-31")) > 3
+    sunny = '{"op": ">", "args": [{"property": "view:sun_elevation"}, 40]}'
+    filtered = subprocess.run(
+        [*STACMIRROR, "query", str(mirror), "--platform", "landsat-8", "--filter", sunny, "--ids"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    on_disk = [json.loads(p.read_text())["properties"] | {"id": p.stem}
+               for p in item_files(Mirror(mirror).collection_path(DATASET))]  # fmt: skip
+    expected = sorted(
+        p["id"] for p in on_disk if p["platform"] == "landsat-8" and p["view:sun_elevation"] > 40
+    )
+    assert expected and sorted(filtered.stdout.split()) == expected
+    for bad in ("{not json", '{"op": "<", "args": [{"property": "no:such"}, 1]}'):
+        refused = subprocess.run(
+            [*STACMIRROR, "query", str(mirror), "--filter", bad], capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 2 and refused.stderr.startswith("stacmirror: error: --filter"), bad
     bad = subprocess.run(
         [*STACMIRROR, "query", str(mirror), "--start", "2016-13-01"],
         capture_output=True,

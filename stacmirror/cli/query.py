@@ -21,6 +21,13 @@ from ..fileio import write_json_atomic
 @click.option("--path", "wrs_path", type=click.IntRange(1, 251), help="WRS path.")
 @click.option("--row", "wrs_row", type=click.IntRange(1, 248), help="WRS row.")
 @click.option("--platform", help="e.g. landsat-8.")
+@click.option(
+    "--filter",
+    "cql",
+    metavar="CQL2-JSON",
+    help="Any item property, as CQL2 JSON, e.g. "
+    '\'{"op": ">", "args": [{"property": "view:sun_elevation"}, 40]}\'.',
+)
 @click.option("--limit", type=click.IntRange(min=1), help="At most N items (newest first).")
 @click.option("--ids", "ids_only", is_flag=True, help="Print only the item ids, one a line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
@@ -41,17 +48,25 @@ def query(
     wrs_path: int | None,
     wrs_row: int | None,
     platform: str | None,
+    cql: str | None,
     limit: int | None,
     ids_only: bool,
     as_json: bool,
     geojson_out: Path | None,
 ) -> None:
-    """Search the mirror with no network: area, dates, cloud, path/row, platform."""
+    """Search the mirror with no network: area, dates, cloud, path/row, platform, any property."""
+    from ..errors import InvalidInput
     from ..offline_search import search
 
+    tree = None
+    if cql:
+        try:
+            tree = json.loads(cql)
+        except ValueError as exc:
+            raise InvalidInput("filter", f"is not JSON: {exc}") from None
     result = search(
         out, collection=collection, bbox=bbox, aoi=aoi, start=start, end=end, cloud_max=cloud_max,
-        path=wrs_path, row=wrs_row, platform=platform, limit=limit,
+        path=wrs_path, row=wrs_row, platform=platform, limit=limit, filter=tree,
     )  # fmt: skip
     if geojson_out:
         write_json_atomic(geojson_out, result.to_geojson())
@@ -67,7 +82,8 @@ def query(
         cloud_text = "   ?" if cloud is None else f"{cloud:5.1f}%"
         click.echo(f"{item['id']}  {props['datetime'][:10]}  cloud {cloud_text}  {item['collection']}")
     if not ids_only:
-        click.echo(f"{len(result.items)} item(s)", err=True)
+        more = f" of {result.matched}" if result.matched > len(result.items) else ""
+        click.echo(f"{len(result.items)}{more} item(s)", err=True)
 
 
 COMMANDS = [query]

@@ -53,8 +53,8 @@ def _items(
         item = orjson.loads(path.read_bytes())
         for asset in item.get("assets", {}).values():
             href = str(asset.get("href", ""))
-            if "://" not in href:
-                asset["href"] = relative_href((path.parent / href).resolve(), collection_dir)
+            if "://" not in href:  # normpath, not resolve(): no file-system call per asset
+                asset["href"] = relative_href(Path(os.path.normpath(path.parent / href)), collection_dir)
         item["links"] = [link for link in item.get("links", []) if "://" in str(link.get("href", ""))]
         yield item
 

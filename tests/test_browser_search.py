@@ -156,3 +156,42 @@ def test_stac_browser_searches_by_area_and_date(built_browser: Path, mirror: Pat
     assert listed == expected
     assert "No basemaps available" in opened  # offline: STAC Browser was given no basemap
     assert outside == [], "serve --offline: nothing is asked of the internet"
+
+
+def test_stac_browser_asks_for_openstreetmap_tiles_by_default(built_browser: Path, mirror: Path) -> None:
+    """Without --offline the maps have an OpenStreetMap basemap: the page asks for its tiles (the test
+    answers those requests itself, so nothing leaves the machine)."""
+    server = ServeServer(mirror, built_browser, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tiles: list[str] = []
+    elsewhere: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            chrome = playwright.chromium.launch(
+                executable_path=chromium_binary(), args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = chrome.new_page(viewport={"width": 1200, "height": 1000})
+
+            def answer(route) -> None:
+                tiles.append(route.request.url)
+                route.fulfill(status=404, body="")
+
+            page.route(re.compile(r"^https://tile\.openstreetmap\.org/"), answer)
+            page.on(
+                "request",
+                lambda r: (
+                    elsewhere.append(r.url)
+                    if not r.url.startswith((server.base_url, "data:", "https://tile.openstreetmap.org/"))
+                    else None
+                ),
+            )
+            page.goto(f"{server.base_url}/#/{DATASET}/collection.json")
+            page.wait_for_selector(".map canvas", timeout=60_000)
+            page.wait_for_timeout(2_000)
+            text = page.locator("body").inner_text()
+            chrome.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert tiles and all(re.fullmatch(r"https://tile\.openstreetmap\.org/\d+/\d+/\d+\.png", t) for t in tiles)
+    assert "No basemaps available" not in text and elsewhere == []

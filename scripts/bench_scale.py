@@ -9,7 +9,8 @@ no-op rebuild time (and its share of the full build; goal <= 5 %), the files wri
 largest number of links in any catalog node (goal <= 1 000). Each build runs in a fresh process.
 The baseline is the full build itself: the no-op must cost a small fraction of it.
 
-It also times writing the collection's items.parquet on its own, and `stacmirror query` (area +
+It also times writing the collection's items.parquet on its own, merging 10 changed items into
+it (the incremental path; baseline: that full write), and `stacmirror query` (area +
 dates + cloud) on it in a fresh process, first call and median of five, against a brute-force scan
 of the item JSON files measured in the same run (which must find the same items), and the STAC
 API of `stacmirror serve` over HTTP: the first and a middle page of an unfiltered search, and the
@@ -62,6 +63,26 @@ for _ in range(6):
     times.append(time.perf_counter() - started)
 median = statistics.median(times[1:])
 print(json.dumps({"import": imported, "first": times[0], "median": median, "ids": sorted(found.ids)}))
+"""
+
+MERGE = """
+import json, resource, sys, time
+from stacmirror.catalog import parquet
+from stacmirror.catalog.state import CatalogState
+from stacmirror.layout import Mirror
+mirror = Mirror(sys.argv[1])
+state = CatalogState(mirror)
+entries = list(state.entries("landsat_ot_c2_l2"))
+for entry in entries[:: max(1, len(entries) // 10)][:10]:
+    state.put(entry)  # as the catalog step does for a rewritten item: 10 items to slot back in
+state.commit()
+rewrites = []
+real = parquet._rewrite
+parquet._rewrite = lambda *a: rewrites.append(1) or real(*a)
+started = time.perf_counter()
+parquet.write_items_parquet(mirror, state, "landsat_ot_c2_l2")
+print(json.dumps({"seconds": time.perf_counter() - started, "merged": not rewrites,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 API = """
@@ -228,13 +249,18 @@ def largest_node(out: Path) -> int:
 def measure_search(out: Path) -> dict:
     """items.parquet written on its own, the offline query, the STAC API, and the brute-force scan."""
     parquet = _run_json(PARQUET, str(out))
+    merge = _run_json(MERGE, str(out))
+    assert merge["merged"], "10 changed items should be merged, not rewritten"
     query = _run_json(QUERY, str(out))
     api = _run_json(API, str(out))
     scan_seconds, scan_ids = brute_force(out)
     assert query["ids"] == scan_ids, "the query and the scan disagree"
     assert api["ids"] == scan_ids, "the STAC API and the scan disagree"
     print(
-        f"  items.parquet written in {parquet['seconds']:.1f} s; query ({len(scan_ids)} matches): first "
+        f"  items.parquet written in {parquet['seconds']:.1f} s; 10 changed items merged into it in "
+        f"{merge['seconds']:.2f} s (peak RSS {merge['rss_mb']:.0f} MB) = "
+        f"{parquet['seconds'] / merge['seconds']:.0f}x faster than the rewrite\n"
+        f"  query ({len(scan_ids)} matches): first "
         f"{query['first'] * 1000:.0f} ms, median {query['median'] * 1000:.0f} ms (import "
         f"{query['import']:.1f} s); brute-force scan of the item files {scan_seconds:.1f} s = "
         f"{scan_seconds / query['median']:.0f}x slower\n"
@@ -246,6 +272,8 @@ def measure_search(out: Path) -> dict:
     )
     return {
         "parquet_s": parquet["seconds"],
+        "merge_s": merge["seconds"],
+        "merge_rss_mb": merge["rss_mb"],
         "query_first_s": query["first"],
         "query_median_s": query["median"],
         "api_first_s": api["first"],
@@ -258,17 +286,18 @@ def measure_search(out: Path) -> dict:
 
 def search_only(args: argparse.Namespace) -> None:
     print(
-        "| scenes | items.parquet | query first / median | API page: first / middle "
-        "| API search, all pages | brute-force scan |"
+        "| scenes | items.parquet | 10 items merged (peak RSS) | query first / median "
+        "| API page: first / middle | API search, all pages | brute-force scan |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
         out = args.data / f"mirror-{size}"
         if not (out / "catalog.json").exists():
             sys.exit(f"{out} has no catalog: run without --search-only first")
         r = measure_search(out)
         print(
-            f"| {size:,} | {r['parquet_s']:.1f} s | {r['query_first_s'] * 1000:.0f} / "
+            f"| {size:,} | {r['parquet_s']:.1f} s | {r['merge_s']:.2f} s ({r['merge_rss_mb']:.0f} MB) "
+            f"| {r['query_first_s'] * 1000:.0f} / "
             f"{r['query_median_s'] * 1000:.0f} ms | {r['api_first_s'] * 1000:.0f} / "
             f"{r['api_middle_s'] * 1000:.0f} ms "
             f"| {r['api_search_total_s']:.2f} s ({r['matches']} items) | {r['scan_s']:.1f} s |",

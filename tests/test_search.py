@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from shapely.geometry import box, shape
@@ -159,20 +161,92 @@ def test_query_command_prints_ids_json_and_geojson(mirror: Path, tmp_path: Path)
     assert bad.returncode == 2 and bad.stderr.startswith("stacmirror: error: --start")
 
 
-def test_parquet_follows_added_and_removed_scenes(tmp_path: Path) -> None:
+def _full_rewrite(out: Path, tmp_path: Path, rewrite) -> pa.Table:
+    """What a full rewrite (``rewrite``: parquet._rewrite) of the collection's items.parquet holds."""
+    from stacmirror.catalog.state import CatalogState
+
+    mirror = Mirror(out)
+    state = CatalogState(mirror)
+    order = sorted(
+        (z_order(*_centre(e["bbox"])), e["datetime"], e["item"])
+        for e in state.entries(DATASET, columns=("bbox", "datetime", "item"))
+    )
+    state.close()
+    rewrite(mirror, tmp_path / "full.parquet", order, mirror.collection_path(DATASET).parent)
+    return pq.read_table(tmp_path / "full.parquet")
+
+
+def test_parquet_follows_added_changed_and_removed_scenes_by_merging(tmp_path: Path, monkeypatch) -> None:
+    from stacmirror.catalog import parquet as parquet_module
+
+    rewrites = []
+    real_rewrite = parquet_module._rewrite
+    monkeypatch.setattr(parquet_module, "_rewrite", lambda *a: rewrites.append(1) or real_rewrite(*a))
     out = tmp_path / "m"
-    records = list(synthetic_records(30, seed=9))
-    write_metadata_mirror(out, records[:20])
+    mirror = Mirror(out)
+    records = list(synthetic_records(60, seed=9))
+    write_metadata_mirror(out, records[:50])
     stacmirror.build_catalog(out, workers=1)
-    write_metadata_mirror(out, records[20:])
-    stacmirror.build_catalog(out, workers=1)
-    parquet = Mirror(out).items_parquet(DATASET)
-    assert pq.read_table(parquet).num_rows == 30
+    assert len(rewrites) == 1  # the first file is written whole
+
+    write_metadata_mirror(out, records[50:])  # 10 new scenes
     gone = records[0].display_id(2)
-    shutil.rmtree(Mirror(out).scene_dir(DATASET, gone))
+    shutil.rmtree(mirror.scene_dir(DATASET, gone))  # one removed
+    changed = records[1].display_id(2)  # one changed: its cloud cover
+    mtl = next(mirror.scene_dir(DATASET, changed).glob("*_MTL.txt"))
+    text = mtl.read_text()
+    old_cloud = re.search(r"CLOUD_COVER = (\S+)", text)[1]
+    new_cloud = "12.34" if old_cloud != "12.34" else "56.78"
+    mtl.write_text(re.sub(r"CLOUD_COVER = \S+", f"CLOUD_COVER = {new_cloud}", text))
     stacmirror.build_catalog(out, workers=1)
-    table = pq.read_table(parquet, columns=["id"])
-    assert table.num_rows == 29 and gone not in table.column("id").to_pylist()
+    assert len(rewrites) == 1, "merged, not rewritten"
+    merged = pq.read_table(mirror.items_parquet(DATASET))
+    assert merged.num_rows == 59 and gone not in merged.column("id").to_pylist()
+    row = merged.column("id").to_pylist().index(changed)
+    assert merged.column("eo:cloud_cover")[row].as_py() == float(new_cloud)
+    full = _full_rewrite(out, tmp_path, real_rewrite)
+    assert merged.equals(full) and merged.schema.equals(full.schema, check_metadata=True)
+
+    # an item whose schema differs (a property no other item has) is written by a full rewrite
+    from stacmirror.catalog.state import CatalogState
+
+    state = CatalogState(mirror)
+    entry = next(state.entries(DATASET))
+    item_file = out / entry["item"]
+    item = json.loads(item_file.read_text())
+    item["properties"]["test:extra"] = 1.5
+    item_file.write_text(json.dumps(item))
+    state.put(entry)  # as the catalog step does when it writes an item
+    from stacmirror.catalog.parquet import write_items_parquet
+
+    write_items_parquet(mirror, state, DATASET)
+    state.close()
+    assert len(rewrites) == 2
+    table = pq.read_table(mirror.items_parquet(DATASET))
+    assert table.num_rows == 59 and "test:extra" in table.column_names
+
+
+def test_a_parquet_write_that_never_happened_is_made_up_by_the_next_run(tmp_path: Path, monkeypatch) -> None:
+    from stacmirror.catalog import parents
+
+    out = tmp_path / "m"
+    records = list(synthetic_records(12, seed=10))
+    write_metadata_mirror(out, records[:8])
+    stacmirror.build_catalog(out, workers=1)
+    write_metadata_mirror(out, records[8:])
+    real = parents.write_items_parquet
+
+    def killed(*args):
+        raise KeyboardInterrupt  # the run dies after the items, before the parquet
+
+    monkeypatch.setattr(parents, "write_items_parquet", killed)
+    with pytest.raises(KeyboardInterrupt):
+        stacmirror.build_catalog(out, workers=1)
+    monkeypatch.setattr(parents, "write_items_parquet", real)
+    result = stacmirror.build_catalog(out, workers=1)  # nothing new on disk: only the parquet is owed
+    assert result.ok
+    ids = sorted(pq.read_table(Mirror(out).items_parquet(DATASET), columns=["id"]).column("id").to_pylist())
+    assert ids == sorted(r.display_id(2) for r in records)
 
 
 def test_items_select_through_the_parquet_and_load(emulator, tmp_path: Path) -> None:

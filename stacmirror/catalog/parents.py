@@ -65,7 +65,8 @@ def write_parents(
         collection_path = mirror.collection_path(dataset)
         if dataset in changed:
             result.parents_written += write_if_changed(collection_path, _collection(mirror, state, dataset))
-        if dataset in changed or not mirror.items_parquet(dataset).exists():
+        stale = not mirror.items_parquet(dataset).exists() or state.parquet_pending(dataset)
+        if dataset in changed or stale:
             write_items_parquet(mirror, state, dataset)
             result.parents_written += 1
         title = json.loads(collection_path.read_text()).get("title", dataset)

@@ -1,15 +1,27 @@
 """``OUT/<collection>/items.parquet``: the collection's items as stac-geoparquet, one row per item.
 
-Rewritten by the catalog step whenever the collection's items change, from the state database and
-the item files, streaming: items are read a batch at a time and stac-geoparquet spills its batches
-to disk to unify their schema, so memory does not grow with the number of items. Rows are sorted by
-space (a Z-order curve over the footprint's centre) and then time, so that row groups cover compact
-areas and readers can skip most of the file for a spatial query. Asset hrefs are made relative to
-the collection folder, where the file lives; relative links are left out.
+Rows are sorted by space (a Z-order curve over the footprint's centre), then time, then item path,
+so that row groups cover compact areas and readers can skip most of the file for a spatial query.
+Asset hrefs are made relative to the collection folder, where the file lives; relative links are
+left out.
+
+Kept in step by the catalog step, two ways, both streaming so memory does not grow with the
+number of items:
+
+* **merged**, when few items changed: the rows of the current file are copied a batch at a time
+  as Arrow data, without the rows of removed or rewritten items, and the rewritten and new items
+  (the state database lists them) are parsed and slotted in at their place in the order. Only if
+  their Arrow schema equals the file's (a new property or asset would change it), and the file is
+  in the expected order;
+* **rewritten** otherwise: every item file is read a batch at a time and stac-geoparquet spills
+  its batches to disk to unify their schema.
+
+Either way the result has the same rows in the same order; a test compares the two.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +35,7 @@ from ..layout import Mirror
 from .state import CatalogState
 
 BATCH = 2_000
+MERGE_SHARE = 0.2  # merge while at most this share of the items changed; rewrite beyond it
 
 
 def z_order(lon: float, lat: float, bits: int = 16) -> int:
@@ -60,9 +73,8 @@ def _items(
 
 
 def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> int:
-    """(Re)write the dataset's items.parquet; returns its row count (0: the file is removed)."""
-    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
-
+    """Bring the dataset's items.parquet in step with its items; returns its row count (0: the file
+    is removed)."""
     target = mirror.items_parquet(dataset)
     order = sorted(
         (z_order(*_centre(e["bbox"])), e["datetime"], e["item"])
@@ -70,14 +82,94 @@ def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> in
     )
     if not order:
         target.unlink(missing_ok=True)
+        state.parquet_written(dataset)
         return 0
     collection_dir = mirror.collection_path(dataset).parent
     tmp = target.with_name(f".{target.name}.tmp")
     mirror.state_dir.mkdir(parents=True, exist_ok=True)
+    pending = state.parquet_pending(dataset)
+    merged = (
+        target.exists()
+        and len(pending) <= max(BATCH, MERGE_SHARE * len(order))
+        and _merge(mirror, target, tmp, order, pending, collection_dir)
+    )
+    if not merged:
+        _rewrite(mirror, tmp, order, collection_dir)
+    os.replace(tmp, target)
+    state.parquet_written(dataset)
+    return len(order)
+
+
+def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[int, str, str]], collection_dir: Path) -> None:
+    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+
     with tempfile.TemporaryDirectory(dir=mirror.state_dir, prefix="parquet-") as spill:
         reader = parse_stac_items_to_arrow(
             _items(mirror, order, collection_dir), chunk_size=BATCH, schema="ChunksToDisk", tmpdir=spill
         )
         to_parquet(reader, tmp)
-    os.replace(tmp, target)
-    return len(order)
+
+
+def _merge(
+    mirror: Mirror,
+    target: Path,
+    tmp: Path,
+    order: list[tuple[int, str, str]],
+    pending: set[str],
+    collection_dir: Path,
+) -> bool:
+    """Write ``tmp`` from ``target`` and the pending items; False (and nothing kept) when the
+    pending items' schema differs from the file's or the file is not in the expected order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from stac_geoparquet.arrow import parse_stac_items_to_arrow
+
+    current = pq.ParquetFile(target)
+    schema = current.schema_arrow
+    key_of = {Path(key[2]).stem: key for key in order}  # an item file is named <id>.json
+    fresh = [key for key in order if key[2] in pending]
+    replaced = {Path(rel).stem for rel in pending}
+    added = None
+    if fresh:
+        added = parse_stac_items_to_arrow(_items(mirror, fresh, collection_dir), chunk_size=BATCH).read_all()
+        if not added.schema.equals(schema, check_metadata=False):
+            return False
+        added = added.replace_schema_metadata(schema.metadata)
+
+    def in_order(table: pa.Table) -> pa.Table:
+        keys = [key_of[i] for i in table.column("id").to_pylist()]
+        return table.take(sorted(range(len(keys)), key=keys.__getitem__))
+
+    taken, last, written = 0, None, 0
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for batch in current.iter_batches(batch_size=BATCH):
+                ids = batch.column("id").to_pylist()
+                keep = [i in key_of and i not in replaced for i in ids]
+                kept_keys = [key_of[i] for i, k in zip(ids, keep, strict=True) if k]
+                if not kept_keys:
+                    continue
+                if kept_keys != sorted(kept_keys) or (last is not None and kept_keys[0] < last):
+                    raise _OutOfOrder
+                last = kept_keys[-1]
+                kept = pa.Table.from_batches([batch], schema=schema).filter(pa.array(keep))
+                upto = bisect.bisect_right(fresh, last, lo=taken)
+                if added is not None and upto > taken:
+                    kept = in_order(pa.concat_tables([kept, added.slice(taken, upto - taken)]))
+                    taken = upto
+                writer.write_table(kept)
+                written += kept.num_rows
+            if added is not None and taken < len(fresh):
+                writer.write_table(added.slice(taken))
+                written += len(fresh) - taken
+        if written != len(order):  # the file missed items the state has: it was not in step
+            raise _OutOfOrder
+    except _OutOfOrder:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+class _OutOfOrder(Exception):
+    """The current file is not what this version would have written: not in its order, or not
+    holding every unchanged item."""

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS scenes (
     footprint_method TEXT
 );
 CREATE INDEX IF NOT EXISTS scenes_by_node ON scenes (dataset, wrs_path, wrs_row, year, item);
+-- items written since their collection's items.parquet was last written (see catalog/parquet.py)
+CREATE TABLE IF NOT EXISTS parquet_pending (item TEXT PRIMARY KEY, dataset TEXT NOT NULL);
 """
 COLUMNS = (
     "key", "dataset", "wrs_path", "wrs_row", "year", "id", "item", "signature", "bbox", "datetime",
@@ -66,6 +68,7 @@ class CatalogState:
         row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
         if fresh or row is None or row[0] != VERSION:
             self._db.execute("DELETE FROM scenes")
+            self._db.execute("DELETE FROM parquet_pending")
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
         self._in_batch = False
 
@@ -101,9 +104,22 @@ class CatalogState:
         self._db.execute(
             f"INSERT OR REPLACE INTO scenes ({','.join(COLUMNS)}) VALUES ({placeholders})", values
         )
+        self._db.execute(
+            "INSERT OR REPLACE INTO parquet_pending VALUES (?, ?)", (entry["item"], entry["dataset"])
+        )
 
     def delete(self, key: str) -> None:
         self._db.execute("DELETE FROM scenes WHERE key=?", (key,))
+
+    # -- items.parquet ----------------------------------------------------------------------------
+
+    def parquet_pending(self, dataset: str) -> set[str]:
+        """Item files (relative to the mirror) written since the dataset's items.parquet was."""
+        query = "SELECT item FROM parquet_pending WHERE dataset=?"
+        return {r[0] for r in self._db.execute(query, (dataset,))}
+
+    def parquet_written(self, dataset: str) -> None:
+        self._db.execute("DELETE FROM parquet_pending WHERE dataset=?", (dataset,))
 
     # -- many scenes ------------------------------------------------------------------------------
 

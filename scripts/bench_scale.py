@@ -119,6 +119,7 @@ from stacmirror.catalog.state import CatalogState
 from stacmirror.layout import Mirror
 mirror = Mirror(sys.argv[1])
 state = CatalogState(mirror)
+mirror.items_parquet("landsat_ot_c2_l2").unlink(missing_ok=True)  # no file to merge into: written whole
 started = time.perf_counter()
 rows = write_items_parquet(mirror, state, "landsat_ot_c2_l2")
 print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows}))

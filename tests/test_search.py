@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import stac_geoparquet.arrow
 from shapely.geometry import box, shape
 
 import stacmirror
@@ -63,8 +64,6 @@ def brute_force(out: Path, *, area=None, start=None, end=None, cloud_max=None, p
 
 
 def test_parquet_holds_every_item_sorted_by_space_then_time(mirror: Path) -> None:
-    import stac_geoparquet.arrow
-
     table = pq.read_table(Mirror(mirror).items_parquet(DATASET))
     assert table.num_rows == 400
     items = list(stac_geoparquet.arrow.stac_table_to_items(table))
@@ -92,6 +91,19 @@ def test_parquet_reads_in_geopandas_and_rustac(mirror: Path) -> None:
     assert {item["id"] for item in collection["features"]} == set(on_disk)
     first = collection["features"][0]
     assert first["properties"]["eo:cloud_cover"] == on_disk[first["id"]]["properties"]["eo:cloud_cover"]
+
+
+def test_a_parquet_of_many_batches_stays_in_order(tmp_path: Path, monkeypatch) -> None:
+    """More than ten spilled batches: their files are read back in number order, not name order."""
+    from stacmirror.catalog import parquet as parquet_module
+
+    monkeypatch.setattr(parquet_module, "BATCH", 7)
+    out = tmp_path / "m"
+    write_metadata_mirror(out, synthetic_records(120, seed=13))
+    stacmirror.build_catalog(out, workers=1)
+    items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(Mirror(out).items_parquet(DATASET))))
+    keys = [(z_order(*_centre(i["bbox"])), i["properties"]["datetime"]) for i in items]
+    assert len(items) == 120 and keys == sorted(keys)
 
 
 @pytest.mark.parametrize(
@@ -207,18 +219,31 @@ def test_parquet_follows_added_changed_and_removed_scenes_by_merging(tmp_path: P
     full = _full_rewrite(out, tmp_path, real_rewrite)
     assert merged.equals(full) and merged.schema.equals(full.schema, check_metadata=True)
 
-    # an item whose schema differs (a property no other item has) is written by a full rewrite
+    from stacmirror.catalog.parquet import write_items_parquet
     from stacmirror.catalog.state import CatalogState
 
+    # an item lacking a property the others have is still merged: the file's column takes a null
     state = CatalogState(mirror)
-    entry = next(state.entries(DATASET))
+    entries = iter(list(state.entries(DATASET))[:2])
+    entry = next(entries)
+    lacking = json.loads((out / entry["item"]).read_text())
+    del lacking["properties"]["view:sun_azimuth"]
+    (out / entry["item"]).write_text(json.dumps(lacking))
+    state.put(entry)
+    write_items_parquet(mirror, state, DATASET)
+    assert len(rewrites) == 1, "merged, not rewritten"
+    merged = pq.read_table(mirror.items_parquet(DATASET))
+    row = merged.column("id").to_pylist().index(lacking["id"])
+    assert merged.column("view:sun_azimuth")[row].as_py() is None
+    assert merged.equals(_full_rewrite(out, tmp_path, real_rewrite))
+
+    # an item whose schema differs (a property no other item has) is written by a full rewrite
+    entry = next(entries)
     item_file = out / entry["item"]
     item = json.loads(item_file.read_text())
     item["properties"]["test:extra"] = 1.5
     item_file.write_text(json.dumps(item))
     state.put(entry)  # as the catalog step does when it writes an item
-    from stacmirror.catalog.parquet import write_items_parquet
-
     write_items_parquet(mirror, state, DATASET)
     state.close()
     assert len(rewrites) == 2

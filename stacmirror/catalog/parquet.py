@@ -101,13 +101,40 @@ def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> in
 
 
 def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[int, str, str]], collection_dir: Path) -> None:
+    """Every item, a batch at a time: each batch is parsed and spilled to a numbered Parquet file,
+    their schemas are unified, and the files are read back in order in the unified schema (missing
+    fields become nulls) and streamed into ``tmp``.
+
+    This is what stac-geoparquet's "ChunksToDisk" does, except for the order: it reads its chunk
+    files back as a dataset, in the order of their names (0, 1, 10, 11, ..., 2, ...), which
+    scrambles the sort from the eleventh batch on."""
+    import itertools
+
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
     from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
+    items = _items(mirror, order, collection_dir)
     with tempfile.TemporaryDirectory(dir=mirror.state_dir, prefix="parquet-") as spill:
-        reader = parse_stac_items_to_arrow(
-            _items(mirror, order, collection_dir), chunk_size=BATCH, schema="ChunksToDisk", tmpdir=spill
-        )
-        to_parquet(reader, tmp)
+        files: list[Path] = []
+        schema = None
+        while chunk := list(itertools.islice(items, BATCH)):
+            table = parse_stac_items_to_arrow(chunk).read_all()
+            files.append(Path(spill) / f"{len(files):08d}.parquet")
+            pq.write_table(table, files[-1])
+            if schema is None:
+                schema = table.schema
+            elif not schema.equals(table.schema):
+                schema = pa.unify_schemas([schema, table.schema], promote_options="permissive")
+            del table, chunk
+
+        def batches() -> Iterator[Any]:
+            for path in files:
+                chunk = ds.dataset(path, schema=schema, format="parquet").to_table(use_threads=False)
+                yield from chunk.to_batches()  # one file's rows, in their order
+
+        to_parquet(pa.RecordBatchReader.from_batches(schema, batches()), tmp)
 
 
 def _merge(
@@ -133,7 +160,9 @@ def _merge(
     if fresh:
         added = parse_stac_items_to_arrow(_items(mirror, fresh, collection_dir), chunk_size=BATCH).read_all()
         if not added.schema.equals(schema, check_metadata=False):
-            return False
+            added = _conform(added, schema, tmp)
+            if added is None:
+                return False
         added = added.replace_schema_metadata(schema.metadata)
 
     def in_order(table: pa.Table) -> pa.Table:
@@ -168,6 +197,31 @@ def _merge(
         tmp.unlink(missing_ok=True)
         return False
     return True
+
+
+def _conform(table: Any, schema: Any, tmp: Path) -> Any:
+    """``table`` in the file's ``schema`` when that holds everything the table has (the common case:
+    a few items lack properties or assets others have), else None.
+
+    The table goes through a Parquet file read back as a dataset with the file's schema, which
+    fills the missing struct fields and columns with nulls, as stac-geoparquet does when it
+    unifies its chunks."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    try:
+        unified = pa.unify_schemas([schema, table.schema], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    if not unified.equals(schema, check_metadata=False):
+        return None  # the items bring something the file has no column for
+    part = tmp.with_name(tmp.name + ".part")
+    try:
+        pq.write_table(table, part)
+        return ds.dataset(part, schema=schema, format="parquet").to_table()
+    finally:
+        part.unlink(missing_ok=True)
 
 
 class _OutOfOrder(Exception):

@@ -110,8 +110,9 @@ def items(
 ) -> Any:
     """The mirror's items with absolute hrefs and ``proj:epsg``, ready for ``stackstac.stack``.
 
-    ``bbox``, ``datetime`` and ``query`` select through the collections' ``items.parquet``;
-    see :func:`stacmirror.catalog.load.items`.
+    ``bbox`` and ``datetime`` select through the collections' ``items.parquet`` (``query``, the
+    STAC API query extension, is applied there too); ``query`` alone is applied while walking the
+    tree, which also reaches crop collections. See :func:`stacmirror.catalog.load.items`.
     """
     from .catalog.load import items as load_items
 

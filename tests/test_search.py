@@ -251,6 +251,17 @@ def test_parquet_follows_added_changed_and_removed_scenes_by_merging(tmp_path: P
     assert table.num_rows == 59 and "test:extra" in table.column_names
 
 
+def test_a_damaged_parquet_is_rewritten(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    records = list(synthetic_records(10, seed=14))
+    write_metadata_mirror(out, records[:9])
+    stacmirror.build_catalog(out, workers=1)
+    Mirror(out).items_parquet(DATASET).write_bytes(b"not parquet")
+    write_metadata_mirror(out, records[9:])
+    assert stacmirror.build_catalog(out, workers=1).ok
+    assert pq.read_table(Mirror(out).items_parquet(DATASET)).num_rows == 10
+
+
 def test_a_parquet_write_that_never_happened_is_made_up_by_the_next_run(tmp_path: Path, monkeypatch) -> None:
     from stacmirror.catalog import parents
 

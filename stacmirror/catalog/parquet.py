@@ -151,7 +151,10 @@ def _merge(
     import pyarrow.parquet as pq
     from stac_geoparquet.arrow import parse_stac_items_to_arrow
 
-    current = pq.ParquetFile(target)
+    try:
+        current = pq.ParquetFile(target)
+    except (pa.ArrowException, OSError):  # not a Parquet file any more (damaged by hand?): rewrite
+        return False
     schema = current.schema_arrow
     key_of = {Path(key[2]).stem: key for key in order}  # an item file is named <id>.json
     fresh = [key for key in order if key[2] in pending]

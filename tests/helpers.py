@@ -7,6 +7,9 @@ import hashlib
 import os
 import shutil
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,17 @@ def chromium_binary() -> str:
     if os.environ.get("CI"):
         pytest.fail("Chromium is missing in CI: scripts/test.sh installs Debian's chromium when run as root")
     pytest.skip("Chromium is not installed (scripts/test.sh installs Debian's chromium when run as root)")
+
+
+@contextmanager
+def serving(out: Path, browser: Path | None = None, **options) -> Iterator:
+    """``stacmirror serve``'s server for ``out`` on a free loopback port, in a thread, for the block."""
+    from stacmirror.serve.server import ServeServer
+
+    server = ServeServer(out, browser, port=0, **options)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from stacmirror.cropper.crop import crop_stack
 from stacmirror.cropper.stacks import find_stacks
 from stacmirror.serve.server import ServeServer
 
-from .helpers import ROOT, chromium_binary, run_harvest
+from .helpers import ROOT, chromium_binary, run_harvest, serving
 
 ARTIFACTS = ROOT / "test-artifacts"
 STACMIRROR = [sys.executable, "-m", "stacmirror.cli"]
@@ -36,12 +35,8 @@ def mirror(emulator, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def served(mirror: Path):
-    server = ServeServer(mirror, browser=None, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(mirror) as server:
+        yield server
 
 
 def test_catalog_and_assets_are_served_with_cors_and_range(served: ServeServer, mirror: Path) -> None:
@@ -188,10 +183,7 @@ def _page(url: str, name: str, tmp_path: Path) -> str:
 
 
 def test_stac_browser_shows_the_catalog(built_browser: Path, mirror: Path, tmp_path: Path) -> None:
-    server = ServeServer(mirror, built_browser, port=0, offline=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(mirror, built_browser, offline=True) as server:
         base = server.base_url
         root = _page(f"{base}/", "browser-root", tmp_path)
         assert "Landsat 8-9 OLI/TIRS Collection 2 Level-2" in root and "Crops of" in root
@@ -207,9 +199,6 @@ def test_stac_browser_shows_the_catalog(built_browser: Path, mirror: Path, tmp_p
         item = _page(f"{base}/#/{item_path}", "browser-item", tmp_path)
         assert "Visible red Band (B4)" in item and "Pixel Quality Assessment Band" in item
         assert "Thumbnail" in item or "thumbnail" in item
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_map_page_draws_the_footprints(mirror: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,8 @@ from shapely.geometry import box, shape
 
 import stacmirror
 from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
-from stacmirror.serve.server import ServeServer
 
-from .helpers import ROOT, chromium_binary
+from .helpers import ROOT, chromium_binary, serving
 
 ARTIFACTS = ROOT / "test-artifacts"
 PRODUCT_ID = re.compile(r"L[COTEM]0\d_L2SP_\d{6}_\d{8}_\d{8}_02_T[12]")
@@ -77,66 +76,68 @@ def _brute_force(
     return found, total
 
 
+@contextmanager
+def browser_page(mirror: Path, built_browser: Path, *, offline: bool, allowed: tuple[str, ...] = ()):
+    """``serve`` with STAC Browser for ``mirror``, and a headless Chromium page; yields (server, page,
+    off_server): every URL the page asks for beyond the server, ``data:`` and ``allowed``."""
+    off_server: list[str] = []
+    with serving(mirror, built_browser, offline=offline) as server, sync_playwright() as playwright:
+        chrome = playwright.chromium.launch(
+            executable_path=chromium_binary(), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = chrome.new_page(viewport={"width": 1200, "height": 1000})
+            local = (server.base_url, "data:", *allowed)
+            page.on("request", lambda r: None if r.url.startswith(local) else off_server.append(r.url))
+            yield server, page, off_server
+        finally:
+            chrome.close()
+
+
 def test_stac_browser_searches_by_area_and_date(built_browser: Path, mirror: Path) -> None:
-    server = ServeServer(mirror, built_browser, port=0, offline=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     extent = json.loads((mirror / DATASET / "collection.json").read_text())["extent"]["spatial"]["bbox"][0]
     west, south, east, north = extent
     point = [west + 0.3 * (east - west), south + 0.3 * (north - south)]  # off-centre: not everything
     searches: list[dict] = []
-    outside: list[str] = []
-    try:
-        with sync_playwright() as playwright:
-            chrome = playwright.chromium.launch(
-                executable_path=chromium_binary(), args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = chrome.new_page(viewport={"width": 1200, "height": 1000})
+    with browser_page(mirror, built_browser, offline=True) as (server, page, outside):
+        page.on(
+            "request",
+            lambda r: searches.append(json.loads(r.post_data or "{}")) if "/api/search" in r.url else None,
+        )
+        page.goto(f"{server.base_url}/#/search")
+        page.get_by_text("Filter by spatial extent").click()
+        page.wait_for_function(
+            "() => document.querySelector('.filter-bbox .map-container')?.__vue__?.interaction",
+            timeout=60_000,
+        )
+        x, y = page.evaluate(FIT_AND_LOCATE, [extent, point])
+        frame = page.locator(".filter-bbox .map").bounding_box()
+        page.mouse.click(frame["x"] + x, frame["y"] + y)  # STAC Browser boxes the clicked spot
+        page.wait_for_selector("text=Click inside the bounding box to remove it", timeout=60_000)
+        dates = page.locator(".filter-datetime input")
+        dates.click()
+        dates.fill("2019-01-01 00:00:00 ~ 2019-12-31 23:59:59")
+        dates.press("Enter")
+        page.get_by_text("Add filter").click()  # offered from the API's queryables
+        page.get_by_text("Cloud cover (%)").first.click()
+        page.locator(".additional-filters .dropdown-toggle").nth(1).click()  # the operator
+        page.locator(
+            ".additional-filters .dropdown-menu.show .dropdown-item", has_text="less than"
+        ).first.click()
+        page.locator(".additional-filters input").last.fill(str(CLOUD_BELOW))
+        page.locator(".limit input").fill("100")
+        page.locator(".limit input").press("Tab")
+        page.locator(".filter button[type=submit]").click()
+        page.wait_for_selector(".search .items, .search .alert", timeout=60_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-search.png"), full_page=True)
+        listed = set(PRODUCT_ID.findall(page.locator(".search .items").inner_text()))
 
-            def seen(request) -> None:
-                if "/api/search" in request.url:
-                    searches.append(json.loads(request.post_data or "{}"))
-                if not request.url.startswith(server.base_url) and not request.url.startswith("data:"):
-                    outside.append(request.url)
-
-            page.on("request", seen)
-            page.goto(f"{server.base_url}/#/search")
-            page.get_by_text("Filter by spatial extent").click()
-            page.wait_for_function(
-                "() => document.querySelector('.filter-bbox .map-container')?.__vue__?.interaction",
-                timeout=60_000,
-            )
-            x, y = page.evaluate(FIT_AND_LOCATE, [extent, point])
-            frame = page.locator(".filter-bbox .map").bounding_box()
-            page.mouse.click(frame["x"] + x, frame["y"] + y)  # STAC Browser boxes the clicked spot
-            page.wait_for_selector("text=Click inside the bounding box to remove it", timeout=60_000)
-            dates = page.locator(".filter-datetime input")
-            dates.click()
-            dates.fill("2019-01-01 00:00:00 ~ 2019-12-31 23:59:59")
-            dates.press("Enter")
-            page.get_by_text("Add filter").click()  # offered from the API's queryables
-            page.get_by_text("Cloud cover (%)").first.click()
-            page.locator(".additional-filters .dropdown-toggle").nth(1).click()  # the operator
-            page.locator(
-                ".additional-filters .dropdown-menu.show .dropdown-item", has_text="less than"
-            ).first.click()
-            page.locator(".additional-filters input").last.fill(str(CLOUD_BELOW))
-            page.locator(".limit input").fill("100")
-            page.locator(".limit input").press("Tab")
-            page.locator(".filter button[type=submit]").click()
-            page.wait_for_selector(".search .items, .search .alert", timeout=60_000)
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "browser-search.png"), full_page=True)
-            listed = set(PRODUCT_ID.findall(page.locator(".search .items").inner_text()))
-
-            # a result opens its item page, in the browser, from the API's links
-            page.locator(".search .items a").first.click()
-            page.wait_for_url(re.compile(rf"#/{DATASET}/\d{{3}}/\d{{3}}/\w+/\w+\.json$"), timeout=60_000)
-            page.wait_for_selector("text=Product Metadata File", timeout=60_000)
-            opened = page.locator("body").inner_text()
-            chrome.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+        # a result opens its item page, in the browser, from the API's links
+        page.locator(".search .items a").first.click()
+        page.wait_for_url(re.compile(rf"#/{DATASET}/\d{{3}}/\d{{3}}/\w+/\w+\.json$"), timeout=60_000)
+        page.wait_for_selector("text=Product Metadata File", timeout=60_000)
+        opened = page.locator("body").inner_text()
 
     assert len(searches) == 1, searches
     sent = searches[0]
@@ -161,37 +162,21 @@ def test_stac_browser_searches_by_area_and_date(built_browser: Path, mirror: Pat
 def test_stac_browser_asks_for_openstreetmap_tiles_by_default(built_browser: Path, mirror: Path) -> None:
     """Without --offline the maps have an OpenStreetMap basemap: the page asks for its tiles (the test
     answers those requests itself, so nothing leaves the machine)."""
-    server = ServeServer(mirror, built_browser, port=0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     tiles: list[str] = []
-    elsewhere: list[str] = []
-    try:
-        with sync_playwright() as playwright:
-            chrome = playwright.chromium.launch(
-                executable_path=chromium_binary(), args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = chrome.new_page(viewport={"width": 1200, "height": 1000})
+    with browser_page(mirror, built_browser, offline=False, allowed=("https://tile.openstreetmap.org/",)) as (
+        server,
+        page,
+        elsewhere,
+    ):
 
-            def answer(route) -> None:
-                tiles.append(route.request.url)
-                route.fulfill(status=404, body="")
+        def answer(route) -> None:
+            tiles.append(route.request.url)
+            route.fulfill(status=404, body="")
 
-            page.route(re.compile(r"^https://tile\.openstreetmap\.org/"), answer)
-            page.on(
-                "request",
-                lambda r: (
-                    elsewhere.append(r.url)
-                    if not r.url.startswith((server.base_url, "data:", "https://tile.openstreetmap.org/"))
-                    else None
-                ),
-            )
-            page.goto(f"{server.base_url}/#/{DATASET}/collection.json")
-            page.wait_for_selector(".map canvas", timeout=60_000)
-            page.wait_for_timeout(2_000)
-            text = page.locator("body").inner_text()
-            chrome.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+        page.route(re.compile(r"^https://tile\.openstreetmap\.org/"), answer)
+        page.goto(f"{server.base_url}/#/{DATASET}/collection.json")
+        page.wait_for_selector(".map canvas", timeout=60_000)
+        page.wait_for_timeout(2_000)
+        text = page.locator("body").inner_text()
     assert tiles and all(re.fullmatch(r"https://tile\.openstreetmap\.org/\d+/\d+/\d+\.png", t) for t in tiles)
     assert "No basemaps available" not in text and elsewhere == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,8 @@ import stacmirror
 from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
 from stacmirror.layout import Mirror
 from stacmirror.offline_search import search
-from stacmirror.serve.server import ServeServer
+
+from .helpers import serving
 
 DATASET = "landsat_ot_c2_l2"
 
@@ -30,12 +30,8 @@ def api(mirror: Path) -> str:
     out = mirror
     write_metadata_mirror(out, synthetic_records(150, seed=11))
     assert stacmirror.build_catalog(out, workers=1).ok
-    server = ServeServer(out, None, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.base_url + "/api"
-    server.shutdown()
-    server.server_close()
+    with serving(out) as server:
+        yield server.base_url + "/api"
 
 
 def everything(out_api: str, method: str = "GET", **request) -> list[dict]:
@@ -188,9 +184,7 @@ def test_the_api_follows_an_incremental_catalog_update(tmp_path: Path) -> None:
     records = list(synthetic_records(12, seed=12))
     write_metadata_mirror(out, records[:8])
     assert stacmirror.build_catalog(out, workers=1).ok
-    server = ServeServer(out, None, port=0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(out) as server:
         api = server.base_url + "/api"
         assert len(everything(api, limit=100)) == 8
         write_metadata_mirror(out, records[8:])
@@ -198,6 +192,3 @@ def test_the_api_follows_an_incremental_catalog_update(tmp_path: Path) -> None:
         assert stacmirror.build_catalog(out, workers=1).ok
         ids = sorted(i["id"] for i in everything(api, limit=100))
         assert ids == sorted(r.display_id(2) for r in records[1:])
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import InvalidInput
+from .options import serve_until_interrupted
 
 
 @click.command()
@@ -107,13 +107,7 @@ def emulator(
     click.echo(f"M2M emulator serving {emu.service_url} (users: {', '.join(accounts)})", err=False)
     if vary:
         click.echo(f"variation {vary}: {emu.service.variation.describe()}", err=True)
-    sys.stdout.flush()
-    try:
-        emu.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emu.stop()
+    serve_until_interrupted(emu.serve_forever, emu.stop)
 
 
 def _replay(folder: Path, host: str, port: int) -> None:
@@ -123,13 +117,7 @@ def _replay(folder: Path, host: str, port: int) -> None:
         raise InvalidInput("replay", f"{folder} holds no transcript.jsonl (write one with --record DIR)")
     server = ReplayServer(folder, host, port)
     click.echo(f"M2M replay serving {server.service_url} (from {folder / 'transcript.jsonl'})")
-    sys.stdout.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server.serve_forever, server.server_close)
 
 
 COMMANDS = [emulator]

@@ -1,8 +1,10 @@
-"""Options shared by several commands, and how library parameter names map to flags."""
+"""Options shared by several commands, how library parameter names map to flags, and the
+foreground loop of the commands that serve."""
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,3 +157,15 @@ def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ],
         func,
     )
+
+
+def serve_until_interrupted(serve: Callable[[], None], close: Callable[[], None]) -> None:
+    """Serve in the foreground until Ctrl-C, then close. stdout is flushed first, so a parent
+    process reading the URL line gets it before the loop starts."""
+    sys.stdout.flush()
+    try:
+        serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close()

@@ -9,6 +9,7 @@ import click
 
 from ..errors import InvalidInput, NotACatalog
 from ..layout import Mirror
+from .options import serve_until_interrupted
 
 
 @click.command()
@@ -55,17 +56,12 @@ def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool, offl
     click.echo(f"{server.base_url}/")
     click.echo(f"catalog: {server.base_url}/catalog/catalog.json", err=True)
     click.echo(f"STAC API: {server.base_url}/api/ (Ctrl-C stops)", err=True)
-    sys.stdout.flush()
+    sys.stdout.flush()  # the URL line first, before a web browser is started
     if open_page:
         import webbrowser
 
         webbrowser.open(f"{server.base_url}/")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server.serve_forever, server.server_close)
 
 
 @click.command(name="map")

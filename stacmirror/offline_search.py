@@ -34,17 +34,11 @@ JSON_TYPES = {
 }
 
 
-def _columns(files: list[Path]) -> dict[str, str]:
+def _columns(connection: Any, files: list[Path]) -> dict[str, str]:
     """Column name → DuckDB type of the collections' items.parquet."""
-    import duckdb
-
-    connection = duckdb.connect()
-    try:
-        rows = connection.execute(
-            "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [[str(f) for f in files]]
-        ).fetchall()
-    finally:
-        connection.close()
+    rows = connection.execute(
+        "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [[str(f) for f in files]]
+    ).fetchall()
     return {row[0]: row[1] for row in rows}
 
 
@@ -55,9 +49,16 @@ def queryables(out: str | Path, collection: str | None = None) -> dict[str, dict
     files = [p for p in mirror.item_parquets() if collection is None or p.parent.name == collection]
     if not files:
         return {}
+    import duckdb
+
+    connection = duckdb.connect()
+    try:
+        columns = _columns(connection, files)
+    finally:
+        connection.close()
     return {
         name: {"title": name, **JSON_TYPES[kind]}
-        for name, kind in sorted(_columns(files).items())
+        for name, kind in sorted(columns.items())
         if name not in NOT_QUERYABLE and kind in JSON_TYPES
     }
 
@@ -174,22 +175,26 @@ def search(
     if ids:
         where.append(f"id IN ({','.join('?' * len(ids))})")
         args += list(ids)
-    if filter:
-        condition, values = to_sql(filter, set(_columns(files)))
-        where.append(condition)
-        args += values
-    condition = " WHERE " + " AND ".join(where) if where else ""
     source = " FROM read_parquet(?, union_by_name = true)"
     page = ""
     if area is None and (limit is not None or offset):
         page = f" LIMIT {int(limit) if limit is not None else 'ALL'} OFFSET {int(offset)}"
-    sql = (
-        'SELECT id, collection, geometry, bbox, datetime, platform, "eo:cloud_cover", '
-        '"landsat:wrs_path", "landsat:wrs_row"' + source + condition + " ORDER BY datetime DESC, id" + page
-    )
-    parameters = [[str(f) for f in files], *args]
     connection = duckdb.connect()
     try:
+        if filter:  # the property names are checked against the parquet's columns
+            tested, values = to_sql(filter, set(_columns(connection, files)))
+            where.append(tested)
+            args += values
+        condition = " WHERE " + " AND ".join(where) if where else ""
+        sql = (
+            'SELECT id, collection, geometry, bbox, datetime, platform, "eo:cloud_cover", '
+            '"landsat:wrs_path", "landsat:wrs_row"'
+            + source
+            + condition
+            + " ORDER BY datetime DESC, id"
+            + page
+        )
+        parameters = [[str(f) for f in files], *args]
         rows = connection.execute(sql, parameters).fetchall()
         matched = None
         if area is None:

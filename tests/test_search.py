@@ -175,14 +175,12 @@ def test_query_command_prints_ids_json_and_geojson(mirror: Path, tmp_path: Path)
 
 def _full_rewrite(out: Path, tmp_path: Path, rewrite) -> pa.Table:
     """What a full rewrite (``rewrite``: parquet._rewrite) of the collection's items.parquet holds."""
+    from stacmirror.catalog.parquet import item_order
     from stacmirror.catalog.state import CatalogState
 
     mirror = Mirror(out)
     state = CatalogState(mirror)
-    order = sorted(
-        (z_order(*_centre(e["bbox"])), e["datetime"], e["item"])
-        for e in state.entries(DATASET, columns=("bbox", "datetime", "item"))
-    )
+    order = item_order(state, DATASET)
     state.close()
     rewrite(mirror, tmp_path / "full.parquet", order, mirror.collection_path(DATASET).parent)
     return pq.read_table(tmp_path / "full.parquet")

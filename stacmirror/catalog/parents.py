@@ -65,8 +65,9 @@ def write_parents(
         collection_path = mirror.collection_path(dataset)
         if dataset in changed:
             result.parents_written += write_if_changed(collection_path, _collection(mirror, state, dataset))
-        stale = not mirror.items_parquet(dataset).exists() or state.parquet_pending(dataset)
-        if dataset in changed or stale:
+        # also when a run died between its items and the parquet: items are still pending
+        parquet = mirror.items_parquet(dataset)
+        if dataset in changed or not parquet.exists() or state.parquet_pending(dataset):
             write_items_parquet(mirror, state, dataset)
             result.parents_written += 1
         title = json.loads(collection_path.read_text()).get("title", dataset)

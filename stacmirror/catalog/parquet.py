@@ -72,14 +72,19 @@ def _items(
         yield item
 
 
+def item_order(state: CatalogState, dataset: str) -> list[tuple[int, str, str]]:
+    """(Z-order key, datetime, item path) of the dataset's items, in the order of the file's rows."""
+    return sorted(
+        (z_order(*_centre(e["bbox"])), e["datetime"], e["item"])
+        for e in state.entries(dataset, columns=("bbox", "datetime", "item"))
+    )
+
+
 def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> int:
     """Bring the dataset's items.parquet in step with its items; returns its row count (0: the file
     is removed)."""
     target = mirror.items_parquet(dataset)
-    order = sorted(
-        (z_order(*_centre(e["bbox"])), e["datetime"], e["item"])
-        for e in state.entries(dataset, columns=("bbox", "datetime", "item"))
-    )
+    order = item_order(state, dataset)
     if not order:
         target.unlink(missing_ok=True)
         state.parquet_written(dataset)

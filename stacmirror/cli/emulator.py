@@ -19,6 +19,20 @@ from .options import serve_until_interrupted
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic archive.")
 @click.option("--full-size", is_flag=True, help="Full-size scenes (~7000 x 7000 px) for benchmarks.")
 @click.option(
+    "--today",
+    metavar="YYYY-MM-DD",
+    help="Show the archive as of this date: scenes published a few days after acquisition, "
+    "Real-Time products replaced by Tier 1/2 after a few weeks, some products reprocessed.",
+)
+@click.option(
+    "--reprocess-share",
+    type=click.FloatRange(0, 1),
+    default=0.2,
+    show_default=True,
+    help="With --today: the share of acquisitions whose product is reprocessed (a later "
+    "processing date) 60-400 days after acquisition.",
+)
+@click.option(
     "--user",
     "users",
     multiple=True,
@@ -40,6 +54,16 @@ from .options import serve_until_interrupted
     "--downloads-disabled", is_flag=True, help="Downloads temporarily disabled (notification + failed)."
 )
 @click.option(
+    "--retire", "retired", multiple=True, metavar="DATASET", help="Answer as if DATASET no longer existed."
+)
+@click.option(
+    "--withdraw",
+    "withdrawn",
+    multiple=True,
+    metavar="ENTITY_ID",
+    help="Leave this acquisition out of every search, as if USGS had withdrawn it.",
+)
+@click.option(
     "--vary",
     type=click.IntRange(min=0),
     default=0,
@@ -59,6 +83,8 @@ def emulator(
     scenes: int,
     seed: int,
     full_size: bool,
+    today: str | None,
+    reprocess_share: float,
     users: tuple[str, ...],
     vary: int,
     replay: Path | None,
@@ -70,7 +96,10 @@ def emulator(
         return
     from ..emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator, Faults
     from ..emulator.state import Variation
+    from ..harvester.selection import parse_date
     from ..service import emulator_cache
+
+    archive_day = parse_date(today, "today") if today is not None else None
 
     accounts: dict[str, tuple[str, bool]] = {}
     for entry in users or (f"{DEMO_USERNAME}:{DEMO_TOKEN}",):
@@ -92,6 +121,8 @@ def emulator(
         throttle_bps=faults["throttle_bps"],
         api_latency=faults["api_latency"],
         downloads_disabled=faults["downloads_disabled"],
+        retired_datasets=tuple(faults["retired"]),
+        withdrawn=tuple(faults["withdrawn"]),
     )
     emu = Emulator(
         data_dir or emulator_cache(),
@@ -103,8 +134,14 @@ def emulator(
         users=accounts,
         host=host,
         port=port,
+        today=archive_day,
+        reprocess_share=reprocess_share,
     )
     click.echo(f"M2M emulator serving {emu.service_url} (users: {', '.join(accounts)})", err=False)
+    if archive_day is not None:
+        click.echo(
+            f"archive as of {archive_day}: {len(emu.service.scenes)} acquisition(s) published", err=True
+        )
     if vary:
         click.echo(f"variation {vary}: {emu.service.variation.describe()}", err=True)
     serve_until_interrupted(emu.serve_forever, emu.stop)

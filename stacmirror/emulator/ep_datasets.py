@@ -30,7 +30,7 @@ class DatasetEndpoints:
         if alias in RETIRED:
             raise ApiError("DATASET_AUTH", "Dataset status is unavailable to this user")
         info = DATASETS.get(alias)
-        if info is None:
+        if info is None or alias in self.faults.retired_datasets:
             raise ApiError("DATASET_INVALID", f"Invalid dataset: {payload.get(name)}")
         return info
 

@@ -22,7 +22,12 @@ class SceneEndpoints:
         if not info.synthetic:
             return []
         level = info.level or 2
-        return [s for s in self.scenes if level == 1 or s.l2_generated is not None]
+        withdrawn = set(self.faults.withdrawn)
+        return [
+            s
+            for s in self.scenes
+            if (level == 1 or s.l2_generated is not None) and s.entity_id not in withdrawn
+        ]
 
     def ep_scene_search(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
         info = self._dataset(payload)

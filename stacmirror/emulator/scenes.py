@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from rasterio.warp import transform as warp_transform
@@ -229,12 +229,20 @@ def build_archive(
     size: SceneSize | None = None,
     regions: tuple[tuple[tuple[int, int], ...], ...] = DEFAULT_REGIONS,
     start: dt.date = ARCHIVE_START,
+    *,
+    today: dt.date | None = None,
+    reprocess_share: float = 0.0,
 ) -> list[SceneRecord]:
     """A deterministic archive of ``scenes`` acquisitions, newest first.
 
     Each path/row is revisited every 16 days by Landsat 8 and, from the first
     Landsat 9 data day on, 8 days later by Landsat 9. Larger archives take more
     rows south of each region rather than more decades.
+
+    Without ``today`` the archive is a snapshot in which the newest few days are Real-Time tier.
+    With ``today`` it is the archive as USGS would show it on that day (see :func:`product_at`):
+    acquisitions not yet published are absent, recent ones are Real-Time, and the products of
+    ``reprocess_share`` of the acquisitions carry a later processing date once reprocessed.
     """
     rng = random.Random(seed)
     size = size or SceneSize.small()
@@ -261,14 +269,51 @@ def build_archive(
             day += dt.timedelta(days=16)
     records.sort(key=lambda r: (r.acquired, r.path, r.row), reverse=True)
     records = records[:scenes]
+    if today is not None:
+        dated = (product_at(r, today, reprocess_share) for r in records)
+        return [r for r in dated if r is not None]
     newest = max((r.acquired for r in records), default=start)
     # the newest acquisitions are Real-Time tier with no Level-2 product yet, as at USGS
     return [_as_real_time(r) if (newest - r.acquired).days < 3 else r for r in records]
 
 
-def _as_real_time(record: SceneRecord) -> SceneRecord:
-    from dataclasses import replace
+# How products change after acquisition (the emulator's clock, ``--today``). Real figures: Level-1
+# Real-Time data within a day or so; Tier 1/2 replaces it after about 14-26 days, when definitive
+# ephemeris is in; Level-2 products follow the tiered Level-1. Reprocessing campaigns give a
+# product a later processing date months or years on. The entity id never changes.
+PUBLISH_DAYS = (1, 3)
+TIERED_DAYS = (14, 26)
+REPROCESS_DAYS = (60, 400)
 
+
+def product_at(record: SceneRecord, today: dt.date, reprocess_share: float = 0.0) -> SceneRecord | None:
+    """The acquisition's product as listed on ``today``, or None while it is not yet published.
+
+    The history is drawn from the record's own seed, so it is the same whatever ``today`` is, and
+    ``reprocess_share`` only decides whether the reprocessing step happens."""
+    rng = random.Random(record.seed ^ 0x5EED7153)
+    published = record.acquired + dt.timedelta(days=rng.randint(*PUBLISH_DAYS))
+    tiered = record.acquired + dt.timedelta(days=rng.randint(*TIERED_DAYS))
+    reprocessed = record.acquired + dt.timedelta(days=rng.randint(*REPROCESS_DAYS))
+    reprocess = rng.random() < reprocess_share
+    minutes = dt.timedelta(seconds=rng.randint(300, 3000))
+    at = dt.time(4, 0)
+    if today < published:
+        return None
+    if today < tiered:
+        l1 = dt.datetime.combine(published, at, tzinfo=dt.timezone.utc)
+        return replace(record, tier="RT", l1_generated=l1, l2_generated=None)
+    day = reprocessed if reprocess and today >= reprocessed else tiered
+    l1 = dt.datetime.combine(day, at, tzinfo=dt.timezone.utc)
+    return replace(record, tier=final_tier(record.cloud_cover), l1_generated=l1, l2_generated=l1 + minutes)
+
+
+def final_tier(cloud_cover: float) -> str:
+    """Tier 2 for the cloudiest scenes (whose geometry cannot be checked well), else Tier 1."""
+    return "T2" if cloud_cover > 60 else "T1"
+
+
+def _as_real_time(record: SceneRecord) -> SceneRecord:
     return replace(record, tier="RT", l2_generated=None)
 
 
@@ -290,7 +335,7 @@ def _make_record(
         acquired=acquired,
         center_seconds=seconds,
         cloud_cover=cover,
-        tier="T2" if cover > 60 else "T1",
+        tier=final_tier(cover),
         l1_generated=l1,
         l2_generated=l2,
         sun_azimuth=round(azimuth + rng.uniform(-2, 2), 8),

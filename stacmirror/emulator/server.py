@@ -11,6 +11,8 @@ Routes, as the real service lays them out:
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import gzip
 import itertools
 import json
@@ -323,9 +325,15 @@ class Emulator:
         users: dict[str, tuple[str, bool]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        today: dt.date | None = None,
+        reprocess_share: float = 0.0,
     ):
         size = SceneSize.full() if full_size else SceneSize.small()
-        archive = build_archive(scenes=scenes, seed=seed, size=size)
+        self._archive = functools.partial(
+            build_archive, scenes=scenes, seed=seed, size=size, reprocess_share=reprocess_share
+        )
+        self.today = today
+        archive = self._archive(today=today)
         folder = Path(data_dir) / f"seed{seed}-{'full' if full_size else 'small'}"
         store = ProductStore(folder, blocksize=512 if full_size else 256)
         self.service = Service(archive, store, users=users, faults=faults, variation=variation)
@@ -338,6 +346,12 @@ class Emulator:
     @property
     def service_url(self) -> str:
         return f"{self.base_url}/api/api/json/stable/"
+
+    def set_today(self, today: dt.date) -> None:
+        """Show the archive as of ``today`` from now on: later publications, Real-Time products
+        replaced by Tier 1/2, reprocessed products (the same acquisitions, by entity id)."""
+        self.today = today
+        self.service.set_scenes(self._archive(today=today))
 
     @property
     def faults(self) -> Faults:

@@ -41,14 +41,7 @@ class Service(AuthEndpoints, DatasetEndpoints, SceneEndpoints, SceneListEndpoint
         variation: Variation | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        self.scenes = scenes
-        self.by_entity = {s.entity_id: s for s in scenes}
-        self.by_display = {
-            s.display_id(lv): (s, lv)
-            for s in scenes
-            for lv in (1, 2)
-            if lv == 1 or s.l2_generated is not None
-        }
+        self.set_scenes(scenes)
         self.store = store
         self.faults = faults or Faults()
         self.variation = variation or Variation()
@@ -73,6 +66,17 @@ class Service(AuthEndpoints, DatasetEndpoints, SceneEndpoints, SceneListEndpoint
             "file_requests": 0,
             "expired_urls": 0,
         }
+
+    def set_scenes(self, scenes: list[SceneRecord]) -> None:
+        """The archive the service lists from now on (the emulator's clock moved)."""
+        by_entity = {s.entity_id: s for s in scenes}
+        by_display = {
+            s.display_id(lv): (s, lv)
+            for s in scenes
+            for lv in (1, 2)
+            if lv == 1 or s.l2_generated is not None
+        }
+        self.scenes, self.by_entity, self.by_display = scenes, by_entity, by_display
 
     def envelope(
         self,

@@ -57,6 +57,8 @@ class Faults:
     browse_broken: bool = False  # browse URLs answer with an HTML page
     clock_skew: float = 0.0  # seconds the Date header is off from the real time
     withhold_suffix: str = ""  # download-options leaves out this band file of every scene
+    retired_datasets: tuple[str, ...] = ()  # aliases the service no longer offers (DATASET_INVALID)
+    withdrawn: tuple[str, ...] = ()  # entity ids scene-search no longer lists (removed from the archive)
 
 
 @dataclass

@@ -33,11 +33,24 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .api import CropResult, build_catalog, connect, crop, find_stacks, harvest, validate
+    from .api import (
+        CropResult,
+        build_catalog,
+        connect,
+        crop,
+        find_stacks,
+        harvest,
+        remove_subscription,
+        subscriptions,
+        sync,
+        validate,
+    )
     from .doctor import DoctorReport, doctor
     from .harvester.options import HarvestResult
     from .harvester.selection import Selection
+    from .harvester.subscription import Subscription
     from .layout import Mirror
+    from .syncer import SyncResult
 
 # The stages load on first use (shapely, requests, rasterio ...): `import stacmirror`, and every
 # command line start, stays quick.
@@ -48,7 +61,12 @@ _LAZY = {
     "crop": "api",
     "find_stacks": "api",
     "harvest": "api",
+    "remove_subscription": "api",
+    "subscriptions": "api",
+    "sync": "api",
     "validate": "api",
+    "Subscription": "harvester.subscription",
+    "SyncResult": "syncer",
     "DoctorReport": "doctor",
     "doctor": "doctor",
     "HarvestResult": "harvester.options",
@@ -83,6 +101,8 @@ __all__ = [
     "Selection",
     "ServiceError",
     "StacmirrorError",
+    "Subscription",
+    "SyncResult",
     "__version__",
     "build_catalog",
     "connect",
@@ -93,6 +113,9 @@ __all__ = [
     "harvest",
     "items",
     "query",
+    "remove_subscription",
+    "subscriptions",
+    "sync",
     "validate",
 ]
 

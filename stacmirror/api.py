@@ -28,6 +28,9 @@ __all__ = [
     "crop",
     "find_stacks",
     "harvest",
+    "remove_subscription",
+    "subscriptions",
+    "sync",
     "validate",
 ]
 
@@ -72,6 +75,7 @@ def harvest(
     browse: bool = True,
     catalog: bool = True,
     keep_tar: bool = False,
+    keep_superseded: bool = False,
     poll_interval: float = 30.0,
     poll_timeout: float = 3600.0,
     on_event: ev.EventHandler | None = None,
@@ -82,7 +86,10 @@ def harvest(
 
     ``mode`` is ``"bands"`` (default when ``bands`` is given), ``"bundle"`` or ``"band-group"``.
     ``regions`` (a CSV or GeoJSON file, a GeoJSON mapping, or shapely geometries) are searched one
-    by one instead of the selection's area. With ``client=None`` a client is opened with
+    by one instead of the selection's area. The request is recorded in the mirror as a subscription
+    (see :func:`sync`); a product that replaces one the mirror holds is verified in full before
+    the old one is deleted (or, with ``keep_superseded``, moved to ``OUT/.stacmirror/superseded/``).
+    With ``client=None`` a client is opened with
     :func:`connect` (to ``service_url``) and closed afterwards. Raises InvalidInput, AccessDenied
     or MirrorBusy before anything is written; files that did not arrive are listed in the result.
     """
@@ -100,6 +107,7 @@ def harvest(
         bands=bands,  # type: ignore[arg-type]
         file_groups=file_groups,  # type: ignore[arg-type]
         keep_tar=keep_tar,
+        keep_superseded=keep_superseded,
         max_scenes=max_scenes,
         regions=load_regions(regions) if regions is not None else None,
         per_region=per_region,
@@ -270,3 +278,81 @@ def crop(
         mirror.root, workers=workers, dask=dask, executor=executor, on_event=on_event
     )
     return result
+
+
+def sync(
+    out: str | Path,
+    *,
+    client: M2MClient | None = None,
+    service_url: str | None = None,
+    dry_run: bool = False,
+    prune: bool = False,
+    keep_superseded: bool = False,
+    catalog: bool = True,
+    workers: int = 4,
+    poll_interval: float = 30.0,
+    poll_timeout: float = 3600.0,
+    on_event: ev.EventHandler | None = None,
+    record: str | Path | None = None,
+):
+    """Bring the mirror ``out`` up to date with every subscription its harvests recorded.
+
+    New scenes are fetched; products USGS replaced (same acquisition, newer product id) are
+    downloaded, verified and swapped in, the old ones deleted (kept in
+    ``OUT/.stacmirror/superseded/`` with ``keep_superseded``); products no subscription lists any
+    more are reported, and removed only with ``prune``. The catalog, items.parquet and the crops of
+    changed stacks are brought in step (unless ``catalog=False``). ``dry_run`` plans it all and
+    writes nothing. Raises InvalidInput (not a mirror, no subscriptions, a subscription whose dataset
+    is gone) or MirrorBusy before anything is written. Returns a :class:`~stacmirror.syncer.SyncResult`.
+    """
+    import time
+
+    from .syncer import run_sync
+
+    started = time.monotonic()
+    root = Path(out)
+    if not root.is_dir():
+        raise InvalidInput("out", f"{root} is not a folder")
+    options = {"workers": workers, "poll_interval": poll_interval, "poll_timeout": poll_timeout}
+    flags = {"dry_run": dry_run, "prune": prune, "keep_superseded": keep_superseded, "catalog": catalog}
+    if client is None:
+        from .syncer import read_subscriptions
+
+        read_subscriptions(Mirror(root))  # not a mirror: said before connecting
+        with connect(service_url, on_event=on_event, record=record) as own:
+            result = run_sync(own, root, on_event=on_event, **flags, **options)
+            result.api_calls = dict(own.calls)
+    else:
+        before = dict(client.calls)
+        result = run_sync(client, root, on_event=on_event, **flags, **options)
+        result.api_calls = {k: v - before.get(k, 0) for k, v in client.calls.items() if v - before.get(k, 0)}
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def subscriptions(out: str | Path) -> list[Any]:
+    """The subscriptions recorded in the mirror ``out`` (a list of ``Subscription``, by number)."""
+    from .syncer import read_subscriptions
+
+    return read_subscriptions(Mirror(Path(out)))
+
+
+def remove_subscription(out: str | Path, number: int) -> Any:
+    """Drop subscription ``number`` (sync no longer runs it); no file is deleted. Returns the
+    removed ``Subscription``; an unknown number raises InvalidInput, a busy mirror MirrorBusy."""
+    from .harvester.subscription import check_number
+    from .ledger import Ledger, MirrorLock
+
+    mirror = Mirror(Path(out))
+    found = check_number(subscriptions(mirror.root), number)
+    lock = MirrorLock(mirror)
+    lock.acquire()
+    try:
+        ledger = Ledger(mirror)
+        try:
+            ledger.remove_subscription(found.id)
+        finally:
+            ledger.close()
+    finally:
+        lock.release()
+    return found

@@ -111,6 +111,43 @@ class TransfersDone(Event):
     failed: int
 
 
+@dataclass(frozen=True)
+class ProductReplaced(Event):
+    """A newer product of an acquisition (reprocessed, or Real-Time become Tier 1/2) took the old
+    one's place; the old one is gone from the catalog (kept aside only with keep_superseded)."""
+
+    old: str
+    new: str
+
+
+# -- sync ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscriptionSearched(Event):
+    subscription: int
+    dataset: str
+    scenes: int
+
+
+@dataclass(frozen=True)
+class ProductGone(Event):
+    """A product the mirror holds that no subscription's search lists any more, nothing replacing it:
+    kept and reported, or removed with ``prune``."""
+
+    display_id: str
+    removed: bool
+
+
+@dataclass(frozen=True)
+class SubscriptionSynced(Event):
+    subscription: int
+    added: int
+    replaced: int
+    gone: int
+    failed: int
+
+
 # -- catalog ------------------------------------------------------------------------------------
 
 

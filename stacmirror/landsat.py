@@ -34,6 +34,23 @@ class ProductId:
     def acquired_date(self) -> dt.date:
         return dt.datetime.strptime(self.acquired, "%Y%m%d").date()
 
+    @property
+    def acquisition(self) -> tuple[str, int, int, int, int, str, str]:
+        """What stays the same when USGS reprocesses a product (as the entity id does): sensor,
+        satellite, level, path, row, acquisition date and collection. The processing date and the
+        tier (RT -> T1/T2) change; so may the correction (L2SP <-> L2SR)."""
+        return (self.sensor, self.satellite, self.level, self.path, self.row, self.acquired, self.collection)
+
+    @property
+    def version(self) -> tuple[str, bool]:
+        """Orders the products of one acquisition: the later processing date, and at the same date a
+        Tier 1/2 product over a Real-Time one."""
+        return (self.processed, self.tier != "RT")
+
+    def supersedes(self, other: ProductId) -> bool:
+        """True when this is a newer product of the same acquisition than ``other``."""
+        return self.acquisition == other.acquisition and self.version > other.version
+
     @classmethod
     def maybe(cls, text: str) -> ProductId | None:
         """The parsed id, or None when ``text`` is not a Collection 2 product id."""
@@ -64,6 +81,22 @@ class ProductId:
 
 def is_product_id(text: str) -> bool:
     return PRODUCT_ID.match(text) is not None
+
+
+def current_products(names: list[str]) -> list[str]:
+    """``names`` without the products another name supersedes (one per acquisition, the newest),
+    in their given order; names that are not product ids are kept."""
+    newest: dict[tuple, ProductId] = {}
+    for name in names:
+        pid = ProductId.maybe(name)
+        if pid is not None and (pid.acquisition not in newest or pid.supersedes(newest[pid.acquisition])):
+            newest[pid.acquisition] = pid
+    kept = []
+    for name in names:
+        pid = ProductId.maybe(name)
+        if pid is None or newest[pid.acquisition].text == name:
+            kept.append(name)
+    return kept
 
 
 # Common band names (STAC eo / stactools asset keys) -> file suffix stem, per level, for OLI/TIRS.

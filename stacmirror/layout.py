@@ -14,7 +14,10 @@
     OUT/crops/<stack id>/<item id>/<item id>.json
     OUT/.stacmirror/ledger.sqlite                                 what was asked, found, fetched, verified
     OUT/.stacmirror/catalog.sqlite                                what each Item was built from
-    OUT/.stacmirror/lock                                          held while a harvest runs
+    OUT/.stacmirror/lock                                          held while a harvest or sync runs
+    OUT/.stacmirror/incoming/<dataset>/<displayId>/               a replacement product, until verified
+    OUT/.stacmirror/superseded/<dataset>/<displayId>/             replaced products (--keep-superseded)
+    OUT/.stacmirror/trash/                                        what is being deleted
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .landsat import ProductId
+from .landsat import ProductId, current_products
 
 STATE_DIR = ".stacmirror"
 CROPS_DIR = "crops"
@@ -107,7 +110,8 @@ class Mirror:
 
     def scene_folder_keys(self) -> Iterator[tuple[str, str, str]]:
         """(dataset, absolute folder, folder relative to the root) as strings, for every folder at
-        ``OUT/<dataset>/<PPP>/<RRR>/<name>``: strings, not Path objects (there are 100 000s of them)."""
+        ``OUT/<dataset>/<PPP>/<RRR>/<name>`` but those holding a superseded product: strings, not
+        Path objects (there are 100 000s of them)."""
         root = str(self.root)
         for dataset_dir in self.dataset_dirs():
             dataset = dataset_dir.name
@@ -115,7 +119,9 @@ class Mirror:
                 path_dir = os.path.join(str(dataset_dir), path_name)
                 for row_name in _names(path_dir):
                     row_dir = os.path.join(path_dir, row_name)
-                    for scene in _names(row_dir):
+                    # one item per acquisition: a product another folder supersedes is left out (a
+                    # replacement is being swapped in, or an older release left both on disk)
+                    for scene in current_products(_names(row_dir)):
                         folder = os.path.join(row_dir, scene)
                         yield dataset, folder, folder[len(root) + 1 :]
 
@@ -156,6 +162,33 @@ class Mirror:
     @property
     def lock_path(self) -> Path:
         return self.state_dir / "lock"
+
+    def incoming_dir(self, dataset: str, display_id: str) -> Path:
+        """Where a product that replaces another is downloaded and verified before the swap."""
+        return self.state_dir / "incoming" / dataset / display_id
+
+    def superseded_dir(self, dataset: str, display_id: str) -> Path:
+        """Where a replaced product is kept when asked to (outside the catalog)."""
+        return self.state_dir / "superseded" / dataset / display_id
+
+    @property
+    def trash_dir(self) -> Path:
+        """Folders are renamed here (atomically) and then deleted, so none is ever half-deleted in place."""
+        return self.state_dir / "trash"
+
+    def acquisition_siblings(self, dataset: str, display_id: str) -> list[str]:
+        """Other product folders of the same acquisition on disk (the same WRS row folder)."""
+        pid = ProductId.parse(display_id)
+        row_dir = self.scene_dir(dataset, display_id).parent
+        if not row_dir.is_dir():
+            return []
+        return [
+            name
+            for name in _names(str(row_dir))
+            if name != display_id
+            and (o := ProductId.maybe(name)) is not None
+            and o.acquisition == pid.acquisition
+        ]
 
     @property
     def catalog_db_path(self) -> Path:

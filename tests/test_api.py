@@ -189,7 +189,7 @@ def test_validate_fetches_schemas_once_then_runs_offline(
 def test_no_module_but_the_layout_names_the_mirrors_paths() -> None:
     """The mirror layout has one owner: its private names appear in stacmirror/layout.py only."""
     names = re.compile(
-        r"""["'](\.stacmirror|crops|catalog-state\.json|catalog\.sqlite|ledger\.sqlite|lock)["']"""
+        r"""["'](\.stacmirror|crops|catalog-state\.json|catalog\.sqlite|ledger\.sqlite|lock|incoming|superseded|trash)["']"""
     )
     offenders = [
         f"{path.relative_to(ROOT)}: {match.group(0)}"

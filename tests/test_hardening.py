@@ -16,7 +16,7 @@ from stacmirror import events as ev
 from stacmirror.emulator import Faults
 from stacmirror.emulator.replay import ReplayServer
 from stacmirror.emulator.state import Variation
-from stacmirror.harvester import run as run_module
+from stacmirror.harvester import transfers
 from stacmirror.harvester.plan import resolve_bands
 from stacmirror.m2m import Credentials, Secret
 from stacmirror.m2m.transcript import read_transcript
@@ -78,7 +78,7 @@ def test_broken_browse_images_are_notes_and_never_fail_the_harvest(make_emulator
     )  # fmt: skip
     assert summary.failures == [] and summary.files_downloaded == 6 * 3
     assert not [n for n in mirrored(tmp_path) if "_browse" in n]
-    assert sum("no browse image" in n for n in notes) == run_module.BROWSE_MISSES
+    assert sum("no browse image" in n for n in notes) == transfers.BROWSE_MISSES
     assert any("skipped" in n for n in notes)  # after three misses in a row the rest are not tried
 
 

@@ -37,7 +37,7 @@ from ..landsat import ProductId
 from ..layout import Mirror
 from ..ledger import Ledger
 from .parents import JSON_TYPE, RANGE_FIELDS, SUMMARY_FIELDS, write_parents
-from .stac import GENERATED_SUFFIXES, ItemResult, build_item
+from .stac import GENERATED_SUFFIXES, ItemResult, build_item, predecessor_links
 from .state import CatalogState
 
 SMALL_BUILD = 8  # at most this many items to build: no pool
@@ -186,7 +186,8 @@ def build_catalog(
                         state.delete(task.key)
                         dirty.add(previous)
                     continue
-                node = _write_item(mirror, state, task, built, created)
+                replaced = ledger.predecessors(built.item["id"]) if ledger is not None else []
+                node = _write_item(mirror, state, task, built, created, replaced)
                 result.written += 1
                 result.rasters_opened += built.rasters_opened
                 dirty.add(node)
@@ -220,7 +221,14 @@ def _vanished(state: CatalogState, seen: set[str]) -> Iterator[tuple[str, str]]:
             yield key, item
 
 
-def _write_item(mirror: Mirror, state: CatalogState, task: _Task, built: ItemResult, created: str):
+def _write_item(
+    mirror: Mirror,
+    state: CatalogState,
+    task: _Task,
+    built: ItemResult,
+    created: str,
+    replaced: list[tuple[str, str]],
+):
     folder = task.folder
     pid = ProductId.parse(folder.name)
     if built.thumbnail_png is not None:
@@ -240,6 +248,7 @@ def _write_item(mirror: Mirror, state: CatalogState, task: _Task, built: ItemRes
             "type": JSON_TYPE,
         },
         *item["links"],
+        *predecessor_links(replaced),
     ]
     item["properties"]["created"] = created
     write_json_atomic(item_path, item, durable=False)  # synced in batches, before the state says so

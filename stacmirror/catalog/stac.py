@@ -77,6 +77,34 @@ def is_cog(src: rasterio.DatasetReader) -> bool:
     return bool(src.overviews(1)) or max(src.width, src.height) <= max(src.block_shapes[0])
 
 
+def usgs_item_urls(pid: ProductId) -> list[str]:
+    """USGS's own STAC items for a product: one per Level-2 family (SR, ST), one for Level-1."""
+    base = "https://landsatlook.usgs.gov/stac-server/collections"
+    if pid.level == 1:
+        return [f"{base}/landsat-c2l1/items/{pid.text}"]
+    suffixes = ["_SR", "_ST"] if pid.correction == "L2SP" else ["_SR"]
+    return [f"{base}/landsat-c2l2-{s[1:].lower()}/items/{pid.text}{s}" for s in suffixes]
+
+
+def predecessor_links(replaced: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """``predecessor-version`` links to the products this one replaced (USGS reprocessed the
+    acquisition): to USGS's item of the old product, as the replaced files are no longer in the
+    mirror, titled with the old id and the day it was replaced."""
+    links = []
+    for old_id, when in replaced:
+        old = ProductId.maybe(old_id)
+        if old is not None:
+            links.append(
+                {
+                    "rel": "predecessor-version",
+                    "type": "application/geo+json",
+                    "title": f"{old_id} (replaced {when[:10]})",
+                    "href": usgs_item_urls(old)[0],
+                }
+            )
+    return links
+
+
 def scene_files(folder: Path, pid: str) -> dict[str, Path]:
     """Product files of a scene by suffix (after ``<pid>_``), hidden and generated files left out."""
     files: dict[str, Path] = {}
@@ -344,19 +372,10 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
                 "title": "Landsat Collection 2 DOI",
             }
         )
-    usgs = ("landsat-c2l1", [""]) if parsed_id.level == 1 else ("landsat-c2l2-sr", ["_SR"])
-    if parsed_id.level == 2 and parsed_id.correction == "L2SP":
-        usgs = ("landsat-c2l2", ["_SR", "_ST"])
-    for suffix in usgs[1]:
-        collection = usgs[0] if parsed_id.level == 1 else f"landsat-c2l2-{suffix[1:].lower()}"
-        links.append(
-            {
-                "rel": "via",
-                "type": "application/geo+json",
-                "title": "USGS STAC Item",
-                "href": f"https://landsatlook.usgs.gov/stac-server/collections/{collection}/items/{pid}{suffix}",
-            }
-        )
+    links += [
+        {"rel": "via", "type": "application/geo+json", "title": "USGS STAC Item", "href": href}
+        for href in usgs_item_urls(parsed_id)
+    ]
     if rendered is not None and "thumbnail" not in assets:
         assets["thumbnail"] = {
             "href": f"./{pid}_{THUMBNAIL_SUFFIX}",

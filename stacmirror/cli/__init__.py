@@ -66,9 +66,9 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import catalog, crop, doctor, emulator, harvest, m2m, query, serve
+    from . import catalog, crop, doctor, emulator, harvest, m2m, query, serve, sync
 
-    for module in (m2m, harvest, catalog, query, crop, serve, emulator, doctor):
+    for module in (m2m, harvest, sync, catalog, query, crop, serve, emulator, doctor):
         for command in module.COMMANDS:
             main.add_command(command)
 

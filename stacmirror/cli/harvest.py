@@ -33,6 +33,11 @@ from .render import human, make_renderer
 )
 @click.option("--keep-tar", is_flag=True, help="Keep bundles after a verified extraction.")
 @click.option(
+    "--keep-superseded",
+    is_flag=True,
+    help="Keep products a newer one replaces in OUT/.stacmirror/superseded/ instead of deleting them.",
+)
+@click.option(
     "--regions",
     type=click.Path(dir_okay=False, path_type=Path),
     help="CSV of boxes (LL Lat, LL Lon, UR Lat, UR Lon) or GeoJSON polygons, searched one by one.",
@@ -72,6 +77,7 @@ def harvest(
     bands: str | None,
     file_groups: str | None,
     keep_tar: bool,
+    keep_superseded: bool,
     regions: Path | None,
     per_region: int | None,
     workers: int,
@@ -84,7 +90,11 @@ def harvest(
     quiet: bool,
     **kwargs: Any,
 ) -> None:
-    """Search M2M and mirror the scenes into OUT as OUT/<dataset>/<PPP>/<RRR>/<displayId>/."""
+    """Search M2M and mirror the scenes into OUT as OUT/<dataset>/<PPP>/<RRR>/<displayId>/.
+
+    The request is recorded in OUT as a subscription, which `stacmirror sync OUT` re-runs. A product
+    that replaces one the mirror holds (same acquisition, newer product id) is verified in full
+    before the old one is swapped out."""
     from ..api import harvest as run_harvest
 
     selection = build_selection(kwargs)
@@ -98,6 +108,7 @@ def harvest(
             bands=bands or (),
             file_groups=file_groups or (),
             keep_tar=keep_tar,
+            keep_superseded=keep_superseded,
             max_scenes=kwargs.get("max_scenes"),
             regions=regions,
             per_region=per_region,
@@ -134,6 +145,8 @@ def summary_line(result) -> str:
         f"({human(result.bytes_downloaded)}), {result.files_skipped} already present, "
         f"{result.files_failed} failed; {sum(result.api_calls.values())} API calls"
     )
+    if result.replaced:
+        line += f"; {len(result.replaced)} product(s) {'to replace' if result.dry_run else 'replaced'}"
     if result.catalog is not None:
         c = result.catalog
         line += (

@@ -58,7 +58,11 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--bbox", help="Area: W,S,E,N in degrees (W > E crosses the antimeridian)."),
             click.option("--wkt", help="Area: a WKT Polygon or MultiPolygon in lon/lat."),
             click.option("--start", required=True, help="First acquisition date, YYYY-MM-DD."),
-            click.option("--end", required=True, help="Last acquisition date, YYYY-MM-DD (inclusive)."),
+            click.option(
+                "--end",
+                help="Last acquisition date, YYYY-MM-DD (inclusive). Omitted or 'today': open-ended, "
+                "up to the day the search (or a later sync) runs.",
+            ),
             click.option("--cloud-max", type=float, help="Maximum scene cloud cover, percent."),
             click.option("--cloud-min", type=float, help="Minimum scene cloud cover, percent."),
             click.option("--satellite", type=click.Choice(["8", "9"]), help="Landsat 8 or 9 only."),

@@ -46,6 +46,13 @@ def describe(event: ev.Event) -> str | None:
             return f"FAILED {name}: {reason}"
         case ev.ItemFailed(reason=reason):
             return f"catalog: {reason}"
+        case ev.ProductReplaced(old=old, new=new):
+            return f"replaced {old} -> {new}"
+        case ev.ProductGone(display_id=display_id, removed=removed):
+            what = "removed (--prune)" if removed else "kept; --prune removes it"
+            return f"{display_id} is no longer listed by the service: {what}"
+        case ev.SubscriptionSearched(subscription=number, dataset=dataset, scenes=scenes):
+            return f"subscription {number} ({dataset}): {scenes} scene(s) listed"
     return None
 
 

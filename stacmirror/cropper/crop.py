@@ -322,11 +322,14 @@ def crop_stack(
         "assets": sorted(assets) if assets else None,
     }
     state_path = mirror.crop_state_path(stack.stack_id)
+    saved = json.loads(state_path.read_text()) if state_path.exists() else None
     if (
-        state_path.exists()
-        and json.loads(state_path.read_text()) == plan
+        saved is not None
+        and {k: v for k, v in saved.items() if k != "request"} == plan
         and (folder / "collection.json").exists()
     ):
+        if stack.request and saved.get("request") != stack.request:
+            write_json_atomic(state_path, {**plan, "request": stack.request})
         result.skipped = True
         return result
     if folder.exists():  # membership or rectangle changed: the old crops are stale
@@ -352,6 +355,6 @@ def crop_stack(
     result.cropped = len(items)
     result.files = sum(1 for i in items for a in i["assets"].values() if a["href"].startswith("./"))
     write_json_atomic(folder / "collection.json", _collection(stack, items, mirror))
-    if not result.errors:
-        write_json_atomic(state_path, plan)
+    if not result.errors:  # how the stack was found, for sync to find it again: not part of the plan
+        write_json_atomic(state_path, {**plan, "request": stack.request} if stack.request else plan)
     return result

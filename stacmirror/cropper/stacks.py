@@ -84,6 +84,7 @@ class Stack:
     rect: Rect = EMPTY
     origin: tuple[float, float] = (0.0, 0.0)  # upper-left corner of lattice row 0 / column 0
     notes: list[str] = field(default_factory=list)
+    request: dict[str, Any] = field(default_factory=dict)  # the find_stacks parameters that found it
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -305,9 +306,19 @@ def find_stacks(
     aoi: BaseGeometry | None = None,
     max_cloud: float | None = None,
     group_by: str = "path-row",
+    only: set[str] | None = None,
 ) -> tuple[list[Stack], list[str]]:
-    """Stacks with their rectangles, and notes for the user (zones, dropped scenes)."""
+    """Stacks with their rectangles, and notes for the user (zones, dropped scenes). ``only``: the
+    stack ids wanted (no other rectangle is computed). Each stack carries the parameters that found
+    it, so that the crops can be redone the same way when a member is replaced (sync)."""
     mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+    request = {
+        "collection": collection,
+        "min_scenes": min_scenes,
+        "aoi": mapping(aoi) if aoi is not None else None,
+        "max_cloud": max_cloud,
+        "group_by": group_by,
+    }
     members = load_members(mirror, collection, max_cloud)
     notes = []
     zones = sorted({m.epsg for m in members})
@@ -318,6 +329,9 @@ def find_stacks(
         )
     stacks = []
     for stack in group(members, group_by):
+        if only is not None and stack.stack_id not in only:
+            continue
+        stack.request = request
         if aoi is not None:
             footprint_hits = [m for m in stack.members if shape(m.item["geometry"]).intersects(aoi)]
             stack.members = footprint_hits

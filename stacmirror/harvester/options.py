@@ -41,6 +41,8 @@ class HarvestOptions:
     browse: bool = True
     command: str = "harvest"
     transfer: TransferPolicy = field(default_factory=TransferPolicy)
+    keep_superseded: bool = False  # replaced products go to OUT/.stacmirror/superseded/, not deleted
+    subscription: int | None = None  # the subscription re-run (sync); None: the harvest records its own
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -97,6 +99,10 @@ class HarvestResult:
     api_calls: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     catalog: Any = None  # the CatalogResult of the catalog step, when it ran
+    added: list[str] = field(default_factory=list)  # products new to the mirror
+    replaced: list[dict[str, str]] = field(default_factory=list)  # {"old": id, "new": id}
+    bytes_planned: int = 0  # a dry run: the bytes it would fetch
+    subscription: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,7 +121,13 @@ class HarvestResult:
             "apiCallsTotal": sum(self.api_calls.values()),
             "elapsedSeconds": round(self.elapsed, 3),
             "failures": self.failures,
+            "productsAdded": self.added,
+            "productsReplaced": self.replaced,
         }
+        if self.subscription is not None:
+            report["subscription"] = self.subscription
+        if self.dry_run:
+            report["bytesPlanned"] = self.bytes_planned
         if self.planned:
             report["planned"] = self.planned
         if self.catalog is not None:

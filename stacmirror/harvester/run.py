@@ -11,57 +11,69 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import secrets
 import threading
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 from .. import events as ev
 from ..catalog.constants import SENSORS
 from ..errors import InvalidInput
 from ..landsat import ProductId
-from ..layout import Mirror, partial_path
+from ..layout import Mirror
 from ..ledger import FileRecord, Ledger, MirrorLock
 from ..m2m import AccessDeniedError, M2MClient, Scene
-from .bundle import UnsafeArchiveError, extract_bundle
-from .download import FileJob, TransferError, TransferPolicy, download_session, fetch, image_extension
+from .download import download_session
 from .options import HarvestOptions, HarvestResult
 from .plan import Want, choose, resolve_bands
-from .queue import DownloadQueue, Entry, sleep_until
+from .queue import DownloadQueue
 from .selection import search
+from .subscription import spec_key, subscription_spec
+from .swap import finish_pending, swap_in
+from .transfers import Transfers
 
 log = logging.getLogger(__name__)
 
-# Browse images are extras: a few seconds at most each, one quick retry, and never a failure.
-BROWSE_POLICY = TransferPolicy(
-    attempts=1, initial_wait=0.2, max_wait=0.5, url_refreshes=0, deterministic_retries=0,
-    max_seconds=5.0, timeout=(3.0, 5.0),
-)  # fmt: skip
-BROWSE_MISSES = 3
 SCENE_LIST_CHUNK = 5_000
 LABEL_PREFIX = "stacmirror-"
 
 
-def find_scenes(client: M2MClient, options: HarvestOptions) -> list[Scene]:
+def listing(client: M2MClient, options: HarvestOptions) -> tuple[list[Scene], dict[str, Scene]]:
+    """The scenes the options choose (``max_scenes``, ``per_region`` applied), and every scene the
+    searches listed, by entity id (what sync checks the mirror's holdings against)."""
     if not options.regions:
-        return search(client, options.selection, limit=options.max_scenes)
+        found = search(client, options.selection)
+        listed = {s.entity_id: s for s in found}
+        return (found[: options.max_scenes] if options.max_scenes else found), listed
     chosen: dict[str, Scene] = {}
+    listed = {}
     for region in options.regions:
         found = search(client, options.selection.with_area(region))
+        listed.update((s.entity_id, s) for s in found)
         if options.per_region:
             found = sorted(found, key=lambda s: s.cloud_cover if s.cloud_cover is not None else 101.0)
             found = found[: options.per_region]
         for scene in found:
             chosen.setdefault(scene.entity_id, scene)
     scenes = sorted(chosen.values(), key=lambda s: s.acquisition_date or dt.date.min, reverse=True)
-    return scenes[: options.max_scenes] if options.max_scenes else scenes
+    return (scenes[: options.max_scenes] if options.max_scenes else scenes), listed
 
 
-class Harvest:
-    def __init__(self, client: M2MClient, options: HarvestOptions, on_event: ev.EventHandler | None = None):
+def find_scenes(client: M2MClient, options: HarvestOptions) -> list[Scene]:
+    return listing(client, options)[0]
+
+
+class Harvest(Transfers):
+    def __init__(
+        self,
+        client: M2MClient,
+        options: HarvestOptions,
+        on_event: ev.EventHandler | None = None,
+        *,
+        locked: bool = False,
+    ):
+        """``locked``: the caller holds the mirror's lock (a sync running its subscriptions)."""
+        self.locked = locked
         self.client = client
         self.options = options
         self.mirror = Mirror(options.out)
@@ -72,6 +84,16 @@ class Harvest:
         self.queue: DownloadQueue | None = None
         self._missing: dict[str, list[str]] = {}  # scene -> requested files it does not offer
         self._completed: dict[int, int] = {}  # downloadId -> bytes
+        self.replacing: dict[str, list[str]] = {}  # listed product -> older products of its acquisition held
+        self.staged: set[str] = set()  # replacements downloading into OUT/.stacmirror/incoming/
+        self.held_newer: set[str] = set()  # listed products the mirror holds a newer product of
+
+    def _dir(self, display_id: str) -> Path:
+        """Where a product's files go: its scene folder, or the incoming folder of a replacement."""
+        dataset = self.options.selection.dataset
+        if display_id in self.staged:
+            return self.mirror.incoming_dir(dataset, display_id)
+        return self.mirror.scene_dir(dataset, display_id)
 
     # -- preparation (no writes) ----------------------------------------------------------------
 
@@ -110,7 +132,7 @@ class Harvest:
         return [f"{display_id}_{suffix}" for suffix in sorted(suffixes)]
 
     def scene_complete(self, ledger: Ledger, scene: Scene, suffixes: set[str] | None) -> bool:
-        rel = Path(self.mirror.rel(self.mirror.scene_dir(self.options.selection.dataset, scene.display_id)))
+        rel = Path(self.mirror.rel(self._dir(scene.display_id)))
         names = self.expected_names(scene.display_id, suffixes)
         if names is not None:  # names compared case-insensitively, as the service's may differ
             present = {r.name.lower() for r in ledger.files_of(scene.display_id) if ledger.is_present(r.path)}
@@ -131,51 +153,124 @@ class Harvest:
                 "AUTH_UNAUTHROIZED", "this account may search but not download", endpoint="permissions"
             )
 
-    def run(self) -> HarvestResult:
+    def run(
+        self, scenes: list[Scene] | None = None, files: tuple[set[str] | None, set[str] | None] | None = None
+    ) -> HarvestResult:
+        """Search (unless ``scenes`` are given, as sync does), then fetch what the mirror lacks.
+        ``files``: the (suffixes, groups) a subscription resolved before, instead of asking
+        ``dataset-file-groups`` again."""
         options = self.options
-        scenes = find_scenes(self.client, options)
-        self.emit(ev.SearchDone(options.selection.dataset, len(scenes)))
-        if scenes:
-            self.check_access()
+        if scenes is None:
+            scenes = find_scenes(self.client, options)
+            self.emit(ev.SearchDone(options.selection.dataset, len(scenes)))
         self.summary.scenes_found = len(scenes)
         if not scenes:
             self.emit(ev.Note("no scene matches the selection"))
-        levels = {ProductId.parse(s.display_id).level for s in scenes}
-        level = levels.pop() if len(levels) == 1 else 2
-        suffixes, groups = (
-            self.wanted_names(level, scenes) if scenes or options.mode != "bundle" else (None, None)
-        )
+        if files is not None:
+            suffixes, groups = files
+        elif scenes or options.mode != "bundle":
+            levels = {ProductId.parse(s.display_id).level for s in scenes}
+            level = levels.pop() if len(levels) == 1 else 2
+            suffixes, groups = self.wanted_names(level, scenes)
+        else:
+            suffixes, groups = None, None
+        self.files = (suffixes, groups)
         if options.dry_run:
-            self._dry_run(scenes, suffixes, groups)
+            with (
+                Ledger.snapshot(self.mirror) if self.mirror.ledger_path.exists() else nullcontext() as ledger
+            ):
+                pending = self._classify(ledger, scenes, suffixes)
+                if pending:
+                    self.check_access()
+                self._dry_run(ledger, pending, suffixes, groups)
             return self.summary
+        fresh = not self.mirror.ledger_path.exists()
+        if fresh and scenes:
+            self.check_access()  # before the first byte is written into a new mirror
         lock = MirrorLock(options.out)
-        lock.acquire()
+        if not self.locked:
+            lock.acquire()
         ledger = Ledger(options.out)
-        run_id = ledger.start_run(options.command, self.client.service_url, self.label)
-        status = "failed"
         try:
-            self._harvest(ledger, run_id, scenes, suffixes, groups)
-            status = "ok" if not self.summary.files_failed else "incomplete"
+            for old, new in finish_pending(self.mirror, ledger):
+                self._replaced(old, new)
+            pending = self._classify(ledger, scenes, suffixes)
+            if pending and not fresh:
+                self.check_access()
+            run_id = ledger.start_run(options.command, self.client.service_url, self.label)
+            status = "failed"
+            try:
+                self._subscribe(ledger, scenes)
+                self._harvest(ledger, run_id, scenes, pending, suffixes, groups)
+                status = "ok" if not self.summary.files_failed else "incomplete"
+            finally:
+                ledger.finish_run(
+                    run_id,
+                    status,
+                    {"downloaded": self.summary.files_downloaded, "failed": self.summary.files_failed},
+                )
         finally:
-            ledger.finish_run(
-                run_id,
-                status,
-                {"downloaded": self.summary.files_downloaded, "failed": self.summary.files_failed},
-            )
             ledger.close()
-            lock.release()
+            if not self.locked:
+                lock.release()
         return self.summary
 
-    def _dry_run(self, scenes: list[Scene], suffixes: set[str] | None, groups: set[str] | None) -> None:
-        """Plan, and say what would be fetched; nothing is written."""
-        plan = self._plan(scenes, suffixes, groups) if scenes else {}
-        total = 0
+    def _subscribe(self, ledger: Ledger, scenes: list[Scene]) -> None:
+        """Record what this harvest asked for (sync re-runs it) and the acquisitions it chose."""
+        options = self.options
+        if options.subscription is None:
+            spec = subscription_spec(options, *self.files)
+            options.subscription = ledger.add_subscription(spec_key(spec), spec)
+        else:
+            ledger.touch_subscription(options.subscription)
+        self.summary.subscription = options.subscription
+        ledger.add_members(options.subscription, [s.entity_id for s in scenes])
+
+    def _classify(self, ledger: Ledger | None, scenes: list[Scene], suffixes: set[str] | None) -> list[Scene]:
+        """The scenes with something to fetch, and which of them replace older products on disk.
+        Writes nothing (a dry run classifies against a copy of the ledger, or none)."""
+        dataset = self.options.selection.dataset
+        pending = []
         for scene in scenes:
+            listed = ProductId.parse(scene.display_id)
+            siblings = self.mirror.acquisition_siblings(dataset, scene.display_id)
+            newer = [s for s in siblings if ProductId.parse(s).supersedes(listed)]
+            if newer:  # the service lists an older product than the one held: keep ours
+                self.held_newer.add(scene.display_id)
+                self.summary.scenes_complete_before += 1
+                self._note(f"{scene.display_id}: the mirror holds the newer {newer[0]}; kept", "warning")
+                continue
+            if siblings:
+                self.replacing[scene.display_id] = siblings
+                if not self.mirror.scene_dir(dataset, scene.display_id).exists():
+                    self.staged.add(scene.display_id)
+            if ledger is not None and self.scene_complete(ledger, scene, suffixes):
+                self.summary.scenes_complete_before += 1
+            else:
+                pending.append(scene)
+        self.summary.added = sorted(s.display_id for s in pending if s.display_id not in self.replacing)
+        return pending
+
+    def _dry_run(
+        self, ledger: Ledger | None, pending: list[Scene], suffixes: set[str] | None, groups: set[str] | None
+    ) -> None:
+        """Plan, and say what would be fetched (files the mirror already holds left out) and which
+        products would be replaced; nothing is written."""
+        plan = self._plan(pending, suffixes, groups) if pending else {}
+        total = 0
+        for scene in pending:
             for want in plan.get(scene.display_id, []):
+                rel = self.mirror.rel(self._dir(scene.display_id) / want.name)
+                if want.kind == "band" and ledger is not None and ledger.is_present(rel):
+                    continue
                 total += want.size or 0
-                self.summary.planned.append(
-                    {"scene": scene.display_id, "file": want.name, "size": want.size, "kind": want.kind}
-                )
+                entry = {"scene": scene.display_id, "file": want.name, "size": want.size, "kind": want.kind}
+                if scene.display_id in self.replacing:
+                    entry["replaces"] = self.replacing[scene.display_id]
+                self.summary.planned.append(entry)
+        self.summary.bytes_planned = total
+        for new, olds in self.replacing.items():
+            self.summary.replaced += [{"old": old, "new": new} for old in olds]
         self.emit(ev.FilesPlanned(len(self.summary.planned), total, dry_run=True))
 
     def _plan(
@@ -208,28 +303,25 @@ class Harvest:
         ledger: Ledger,
         run_id: int,
         scenes: list[Scene],
+        pending: list[Scene],
         suffixes: set[str] | None,
         groups: set[str] | None,
     ) -> None:
         options = self.options
         dataset = options.selection.dataset
-        pending: list[Scene] = []
         for scene in scenes:
-            folder = self.mirror.scene_dir(dataset, scene.display_id)
-            ledger.record_scene(run_id, dataset, scene, self.mirror.rel(folder))
-            if self.scene_complete(ledger, scene, suffixes):
-                self.summary.scenes_complete_before += 1
-            else:
-                pending.append(scene)
+            if scene.display_id not in self.held_newer:
+                folder = self.mirror.scene_dir(dataset, scene.display_id)
+                ledger.record_scene(run_id, dataset, scene, self.mirror.rel(folder))
         wants: list[Want] = []
         if pending:
             plan = self._plan(pending, suffixes, groups)
             for scene in pending:
                 for want in plan.get(scene.display_id, []):
-                    rel = Path(self.mirror.rel(self.mirror.scene_dir(dataset, scene.display_id))) / want.name
-                    record = ledger.file(str(rel))
-                    target = options.out / rel
-                    if want.kind == "band" and ledger.is_present(str(rel)):
+                    target = self._dir(scene.display_id) / want.name
+                    rel = self.mirror.rel(target)
+                    record = ledger.file(rel)
+                    if want.kind == "band" and ledger.is_present(rel):
                         self.summary.files_skipped += 1
                     elif (
                         want.kind == "bundle"
@@ -239,7 +331,7 @@ class Harvest:
                         and target.stat().st_size == record.size
                     ):
                         # verified before a crash interrupted the extraction: unpack, do not re-fetch
-                        self._unpack(ledger, want, target, str(rel), record.size or 0, record.sha256 or "")
+                        self._unpack(ledger, want, target, rel, record.size or 0, record.sha256 or "")
                     else:
                         wants.append(want)
                 if scene.display_id not in plan:
@@ -257,206 +349,44 @@ class Harvest:
         try:
             if wants:
                 self._fetch_all(ledger, wants, session)
+            self._swap_replacements(ledger, scenes, suffixes)
             if options.browse:
-                self._fetch_browse(ledger, scenes, session)
+                self._fetch_browse(
+                    ledger, [s for s in scenes if s.display_id not in self.held_newer], session
+                )
         finally:
             session.close()
             self._cleanup()
 
-    # -- requesting and polling ------------------------------------------------------------------
-
-    def _fetch_all(self, ledger: Ledger, wants: list[Want], session: Any) -> None:
-        """Request in waves that fit the quotas, poll until every accepted item has a URL, fetch."""
-        options = self.options
-        self.emit(ev.FilesPlanned(len(wants), sum(w.size or 0 for w in wants)))
-        queue = self.queue = DownloadQueue(self.client, self.label, self._note)
-        queue.refresh_limits()  # the first wave must fit the quotas too (one call, whatever the size)
-        futures: list[Future[None]] = []
-        deadline = time.monotonic() + options.poll_timeout
-        with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:
-
-            def submit(entry: Entry) -> None:
-                futures.append(pool.submit(self._fetch_one, ledger, entry, session))
-
-            pending = list(wants)
-            while pending:
-                size = queue.wave_size()
-                while size <= 0 and time.monotonic() < deadline:
-                    # the quotas are used up: let the transfers in flight land, then ask again
-                    self._note("M2M download quota used up; waiting for transfers in flight", "warning")
-                    for future in futures:
-                        future.result()
-                    queue.refresh_limits()
-                    size = queue.wave_size()
-                    if size <= 0:
-                        sleep_until(deadline, options.poll_interval)
-                if size <= 0:
-                    for want in pending:
-                        self._fail(ledger, want.display_id, want, "the M2M download quota stayed used up")
-                    break
-                wave, pending = pending[:size], pending[size:]
-                ready, refused = queue.request(wave)
-                for want, reason in refused:
-                    self._fail(ledger, want.display_id, want, reason)
-                for entry in ready:
-                    submit(entry)
-                self._poll(queue, submit, ledger, deadline)
-            for future in futures:
-                future.result()
-        self.emit(ev.TransfersDone(self.summary.files_downloaded, self.summary.files_failed))
-
-    def _poll(self, queue: DownloadQueue, submit, ledger: Ledger, deadline: float) -> None:
-        interval = min(2.0, self.options.poll_interval)
-        while queue.waiting():
-            ready, gone = queue.poll_once()
-            for entry in ready:
-                submit(entry)
-            stale = [e for e in gone if e.label not in queue.own_labels and not e.re_requested]
-            for entry in gone:
-                if entry not in stale:
-                    entry.failed = True
-                    reason = "M2M lists it nowhere and queues nothing (download temporarily disabled?)"
-                    self._fail(ledger, entry.want.display_id, entry.want, reason)
-            if stale:
-                self._note(f"{len(stale)} earlier request(s) no longer listed; requesting them again", "info")
-                again, refused = queue.re_request(stale)
-                for entry in again:
-                    submit(entry)
-                for want, reason in refused:
-                    self._fail(ledger, want.display_id, want, reason)
-            if not queue.waiting() or time.monotonic() >= deadline:
-                break
-            log.info("%d download(s) still being prepared", len(queue.waiting()))
-            sleep_until(deadline, interval)
-            interval = min(interval * 2, self.options.poll_interval)
-        for entry in queue.waiting():
-            entry.failed = True
-            reason = f"not ready after {self.options.poll_timeout:.0f} s of polling download-retrieve"
-            self._fail(ledger, entry.want.display_id, entry.want, reason)
-
-    def _refresh_url(self, entry: Entry) -> str:
-        """A fresh signed URL for a download whose URL expired."""
-        url = self.queue.fresh_url(entry) if self.queue else None
-        if url is None:
-            raise TransferError("M2M no longer lists this download; cannot refresh its URL")
-        return url
-
-    # -- fetching --------------------------------------------------------------------------------
-
-    def _fetch_one(self, ledger: Ledger, entry: Entry, session: Any) -> None:
-        want = entry.want
-        target = self.mirror.scene_dir(self.options.selection.dataset, want.display_id) / want.name
-        rel = self.mirror.rel(target)
-        part = partial_path(target)
-        done = part.stat().st_size if part.exists() else 0
-        self.emit(ev.FileStarted(rel, want.name, want.size, done))
-        ledger.set_file(
-            FileRecord(rel, want.display_id, want.name, want.kind, want.size, want.sha256, "downloading")
-        )
-        try:
-            result = fetch(
-                session,
-                FileJob(target, want.size, want.sha256),
-                lambda: str(entry.ready.url if entry.ready else ""),
-                refresh_url=lambda: self._refresh_url(entry),
-                transcript=self.client.transcript,
-                on_bytes=lambda n: self.emit(ev.BytesTransferred(rel, n)),
-                policy=self.options.transfer,
-            )
-        except TransferError as exc:
-            self._fail(ledger, want.display_id, want, str(exc))
-            return
-        except Exception as exc:
-            self._fail(ledger, want.display_id, want, f"{type(exc).__name__}: {exc}")
-            raise
-        with self._lock:
-            self.summary.files_downloaded += 1
-            self.summary.bytes_downloaded += result.size - result.resumed_from
-            self._completed[entry.download_id] = result.size
-        if result.note:
-            self._note(f"{want.name}: {result.note}; Content-Length and the checksum agree", "warning")
-        self.emit(ev.FileVerified(rel, want.name, result.size, result.resumed_from))
-        if want.kind != "bundle":
-            ledger.set_file(
-                FileRecord(rel, want.display_id, want.name, want.kind, result.size, result.sha256, "done")
-            )
-            return
-        ledger.set_file(
-            FileRecord(rel, want.display_id, want.name, "bundle", result.size, result.sha256, "downloaded")
-        )
-        self._unpack(ledger, want, target, rel, result.size, result.sha256)
-
-    def _unpack(self, ledger: Ledger, want: Want, target: Path, rel: str, size: int, sha256: str) -> None:
-        folder = target.parent
-
-        def record(member) -> None:
-            path = self.mirror.rel(folder / member.name)
-            ledger.set_file(
-                FileRecord(
-                    path, want.display_id, member.name, "extracted", member.size, member.sha256, "done"
-                )
-            )
-
-        try:
-            extract_bundle(target, folder, on_member=record)
-        except UnsafeArchiveError as exc:
-            self._fail(ledger, want.display_id, want, f"bundle refused: {exc}")
-            target.unlink(missing_ok=True)
-            return
-        if not self.options.keep_tar:
-            target.unlink()
-        ledger.set_file(FileRecord(rel, want.display_id, want.name, "bundle", size, sha256, "done"))
-
-    def _fetch_browse(self, ledger: Ledger, scenes: list[Scene], session: Any) -> None:
-        """The natural-colour browse image of each scene, for the catalog's thumbnails: an optional
-        extra. It is named and typed by its bytes (JPEG, PNG, WebP, GIF), gets a few seconds at most,
-        and one that cannot be had is a note, never a failure; after a few misses in a row the rest
-        are skipped (the catalog renders thumbnails from the bands instead)."""
-        misses = 0
-        for scene in scenes:
-            browse = scene.natural_colour_browse()
-            if browse is None or any(
-                r.kind == "browse" and ledger.is_present(r.path) for r in ledger.files_of(scene.display_id)
-            ):
+    def _swap_replacements(self, ledger: Ledger, scenes: list[Scene], suffixes: set[str] | None) -> None:
+        """Each replacement whose files all verified takes the place of the products it replaces."""
+        by_id = {s.display_id: s for s in scenes}
+        for new, olds in self.replacing.items():
+            if not self.scene_complete(ledger, by_id[new], suffixes):
+                self._note(f"{', '.join(olds)} kept: its replacement {new} did not arrive in full", "warning")
                 continue
-            if misses >= BROWSE_MISSES:
-                self._note(f"browse images skipped after {misses} failures in a row", "warning")
-                return
-            folder = self.mirror.scene_dir(self.options.selection.dataset, scene.display_id)
-            stem = self.mirror.browse_stem(scene.display_id)
-            incoming = folder / f".{stem}.incoming"
-            try:
-                job = FileJob(incoming, None, None)
-                result = fetch(
-                    session,
-                    job,
-                    lambda b=browse: b.url,
-                    policy=BROWSE_POLICY,
-                    transcript=self.client.transcript,
-                )
-                with incoming.open("rb") as handle:
-                    extension = image_extension(handle.read(16))
-                if extension is None:
-                    raise TransferError("the browse URL did not answer with an image")
-            except TransferError as exc:
-                incoming.unlink(missing_ok=True)
-                misses += 1
-                self._note(f"{scene.display_id}: no browse image ({exc})")
-                continue
-            misses = 0
-            target = folder / f"{stem}{extension}"
-            os.replace(incoming, target)
-            rel = self.mirror.rel(target)
-            ledger.set_file(
-                FileRecord(rel, scene.display_id, target.name, "browse", result.size, result.sha256, "done")
+            swap_in(
+                self.mirror,
+                ledger,
+                self.options.selection.dataset,
+                new,
+                olds,
+                keep=self.options.keep_superseded,
             )
+            self.staged.discard(new)
+            for old in olds:
+                self._replaced(old, new)
+
+    def _replaced(self, old: str, new: str) -> None:
+        self.summary.replaced.append({"old": old, "new": new})
+        self.emit(ev.ProductReplaced(old, new))
 
     def _note(self, message: str, level: str = "info") -> None:
         self.emit(ev.Note(message, level))
 
     def _fail(self, ledger: Ledger, display_id: str, want: Want | None, reason: str) -> None:
         name = want.name if want else display_id
-        folder = self.mirror.scene_dir(self.options.selection.dataset, display_id)
+        folder = self._dir(display_id)
         rel = self.mirror.rel(folder / want.name) if want else self.mirror.rel(folder)
         with self._lock:
             self.summary.files_failed += 1

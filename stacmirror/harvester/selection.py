@@ -91,7 +91,8 @@ def _filter_pairs(filters: Any) -> list[tuple[str, str]]:
 class Selection:
     """Everything that decides which scenes a search returns; validated on construction.
 
-    ``start``/``end`` take ``datetime.date`` or ISO strings. The area is at most one of ``bbox``
+    ``start``/``end`` take ``datetime.date`` or ISO strings; ``end`` None or ``"today"`` makes the
+    selection open-ended (``open_end``): it ends on the day it is used. The area is at most one of ``bbox``
     (``"W,S,E,N"`` or four numbers; ``W > E`` crosses the antimeridian), ``aoi`` (a GeoJSON file,
     a GeoJSON mapping or a shapely geometry) and ``wkt``. ``path`` and ``row`` take ``N`` or
     ``"N-M"``; ``filters`` takes any other dataset filter by label: ``{"Label": value}``.
@@ -99,7 +100,7 @@ class Selection:
 
     dataset: str
     start: Any
-    end: Any
+    end: Any = None
     _: KW_ONLY
     bbox: Any = None
     aoi: Any = None
@@ -112,12 +113,15 @@ class Selection:
     tier: str | None = None
     filters: Any = None
     area: BaseGeometry | None = field(init=False, repr=False, compare=False)
+    open_end: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise InvalidInput("dataset", "give a dataset alias, e.g. landsat_ot_c2_l2")
         self.start = parse_date(self.start, "start")
-        self.end = parse_date(self.end, "end")
+        # no end, or "today": open-ended, searched up to the day each run (or sync) happens
+        self.open_end = self.end is None or str(self.end).strip().lower() == "today"
+        self.end = dt.date.today() if self.open_end else parse_date(self.end, "end")
         if self.start > self.end:
             raise InvalidInput("start", f"{self.start} is after end {self.end}")
         for name in ("cloud_min", "cloud_max"):
@@ -171,6 +175,7 @@ class Selection:
             "dataset": self.dataset,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
+            **({"openEnd": True} if self.open_end else {}),
             "area": mapping(self.area) if self.area is not None else None,
             **{
                 name: getattr(self, name)

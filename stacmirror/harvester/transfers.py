@@ -1,0 +1,221 @@
+"""The transfer half of a harvest: request in waves, poll, fetch, verify, unpack, browse images.
+
+A mixin of :class:`.run.Harvest`, which holds the state it uses (options, ledger, queue, the
+folder each product goes to)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .. import events as ev
+from ..layout import partial_path
+from ..ledger import FileRecord, Ledger
+from ..m2m import Scene
+from .bundle import UnsafeArchiveError, extract_bundle
+from .download import FileJob, TransferError, TransferPolicy, fetch, image_extension
+from .plan import Want
+from .queue import DownloadQueue, Entry, sleep_until
+
+log = logging.getLogger(__name__)
+
+# Browse images are extras: a few seconds at most each, one quick retry, and never a failure.
+BROWSE_POLICY = TransferPolicy(
+    attempts=1, initial_wait=0.2, max_wait=0.5, url_refreshes=0, deterministic_retries=0,
+    max_seconds=5.0, timeout=(3.0, 5.0),
+)  # fmt: skip
+BROWSE_MISSES = 3
+
+
+class Transfers:
+    # -- requesting and polling ------------------------------------------------------------------
+
+    def _fetch_all(self, ledger: Ledger, wants: list[Want], session: Any) -> None:
+        """Request in waves that fit the quotas, poll until every accepted item has a URL, fetch."""
+        options = self.options
+        self.emit(ev.FilesPlanned(len(wants), sum(w.size or 0 for w in wants)))
+        queue = self.queue = DownloadQueue(self.client, self.label, self._note)
+        queue.refresh_limits()  # the first wave must fit the quotas too (one call, whatever the size)
+        futures: list[Future[None]] = []
+        deadline = time.monotonic() + options.poll_timeout
+        with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:
+
+            def submit(entry: Entry) -> None:
+                futures.append(pool.submit(self._fetch_one, ledger, entry, session))
+
+            pending = list(wants)
+            while pending:
+                size = queue.wave_size()
+                while size <= 0 and time.monotonic() < deadline:
+                    # the quotas are used up: let the transfers in flight land, then ask again
+                    self._note("M2M download quota used up; waiting for transfers in flight", "warning")
+                    for future in futures:
+                        future.result()
+                    queue.refresh_limits()
+                    size = queue.wave_size()
+                    if size <= 0:
+                        sleep_until(deadline, options.poll_interval)
+                if size <= 0:
+                    for want in pending:
+                        self._fail(ledger, want.display_id, want, "the M2M download quota stayed used up")
+                    break
+                wave, pending = pending[:size], pending[size:]
+                ready, refused = queue.request(wave)
+                for want, reason in refused:
+                    self._fail(ledger, want.display_id, want, reason)
+                for entry in ready:
+                    submit(entry)
+                self._poll(queue, submit, ledger, deadline)
+            for future in futures:
+                future.result()
+        self.emit(ev.TransfersDone(self.summary.files_downloaded, self.summary.files_failed))
+
+    def _poll(self, queue: DownloadQueue, submit, ledger: Ledger, deadline: float) -> None:
+        interval = min(2.0, self.options.poll_interval)
+        while queue.waiting():
+            ready, gone = queue.poll_once()
+            for entry in ready:
+                submit(entry)
+            stale = [e for e in gone if e.label not in queue.own_labels and not e.re_requested]
+            for entry in gone:
+                if entry not in stale:
+                    entry.failed = True
+                    reason = "M2M lists it nowhere and queues nothing (download temporarily disabled?)"
+                    self._fail(ledger, entry.want.display_id, entry.want, reason)
+            if stale:
+                self._note(f"{len(stale)} earlier request(s) no longer listed; requesting them again", "info")
+                again, refused = queue.re_request(stale)
+                for entry in again:
+                    submit(entry)
+                for want, reason in refused:
+                    self._fail(ledger, want.display_id, want, reason)
+            if not queue.waiting() or time.monotonic() >= deadline:
+                break
+            log.info("%d download(s) still being prepared", len(queue.waiting()))
+            sleep_until(deadline, interval)
+            interval = min(interval * 2, self.options.poll_interval)
+        for entry in queue.waiting():
+            entry.failed = True
+            reason = f"not ready after {self.options.poll_timeout:.0f} s of polling download-retrieve"
+            self._fail(ledger, entry.want.display_id, entry.want, reason)
+
+    def _refresh_url(self, entry: Entry) -> str:
+        """A fresh signed URL for a download whose URL expired."""
+        url = self.queue.fresh_url(entry) if self.queue else None
+        if url is None:
+            raise TransferError("M2M no longer lists this download; cannot refresh its URL")
+        return url
+
+    # -- fetching --------------------------------------------------------------------------------
+
+    def _fetch_one(self, ledger: Ledger, entry: Entry, session: Any) -> None:
+        want = entry.want
+        target = self._dir(want.display_id) / want.name
+        rel = self.mirror.rel(target)
+        part = partial_path(target)
+        done = part.stat().st_size if part.exists() else 0
+        self.emit(ev.FileStarted(rel, want.name, want.size, done))
+        ledger.set_file(
+            FileRecord(rel, want.display_id, want.name, want.kind, want.size, want.sha256, "downloading")
+        )
+        try:
+            result = fetch(
+                session,
+                FileJob(target, want.size, want.sha256),
+                lambda: str(entry.ready.url if entry.ready else ""),
+                refresh_url=lambda: self._refresh_url(entry),
+                transcript=self.client.transcript,
+                on_bytes=lambda n: self.emit(ev.BytesTransferred(rel, n)),
+                policy=self.options.transfer,
+            )
+        except TransferError as exc:
+            self._fail(ledger, want.display_id, want, str(exc))
+            return
+        except Exception as exc:
+            self._fail(ledger, want.display_id, want, f"{type(exc).__name__}: {exc}")
+            raise
+        with self._lock:
+            self.summary.files_downloaded += 1
+            self.summary.bytes_downloaded += result.size - result.resumed_from
+            self._completed[entry.download_id] = result.size
+        if result.note:
+            self._note(f"{want.name}: {result.note}; Content-Length and the checksum agree", "warning")
+        self.emit(ev.FileVerified(rel, want.name, result.size, result.resumed_from))
+        if want.kind != "bundle":
+            ledger.set_file(
+                FileRecord(rel, want.display_id, want.name, want.kind, result.size, result.sha256, "done")
+            )
+            return
+        ledger.set_file(
+            FileRecord(rel, want.display_id, want.name, "bundle", result.size, result.sha256, "downloaded")
+        )
+        self._unpack(ledger, want, target, rel, result.size, result.sha256)
+
+    def _unpack(self, ledger: Ledger, want: Want, target: Path, rel: str, size: int, sha256: str) -> None:
+        folder = target.parent
+
+        def record(member) -> None:
+            path = self.mirror.rel(folder / member.name)
+            ledger.set_file(
+                FileRecord(
+                    path, want.display_id, member.name, "extracted", member.size, member.sha256, "done"
+                )
+            )
+
+        try:
+            extract_bundle(target, folder, on_member=record)
+        except UnsafeArchiveError as exc:
+            self._fail(ledger, want.display_id, want, f"bundle refused: {exc}")
+            target.unlink(missing_ok=True)
+            return
+        if not self.options.keep_tar:
+            target.unlink()
+        ledger.set_file(FileRecord(rel, want.display_id, want.name, "bundle", size, sha256, "done"))
+
+    def _fetch_browse(self, ledger: Ledger, scenes: list[Scene], session: Any) -> None:
+        """The natural-colour browse image of each scene, for the catalog's thumbnails: an optional
+        extra. It is named and typed by its bytes (JPEG, PNG, WebP, GIF), gets a few seconds at most,
+        and one that cannot be had is a note, never a failure; after a few misses in a row the rest
+        are skipped (the catalog renders thumbnails from the bands instead)."""
+        misses = 0
+        for scene in scenes:
+            browse = scene.natural_colour_browse()
+            if browse is None or any(
+                r.kind == "browse" and ledger.is_present(r.path) for r in ledger.files_of(scene.display_id)
+            ):
+                continue
+            if misses >= BROWSE_MISSES:
+                self._note(f"browse images skipped after {misses} failures in a row", "warning")
+                return
+            folder = self._dir(scene.display_id)
+            stem = self.mirror.browse_stem(scene.display_id)
+            incoming = folder / f".{stem}.incoming"
+            try:
+                job = FileJob(incoming, None, None)
+                result = fetch(
+                    session,
+                    job,
+                    lambda b=browse: b.url,
+                    policy=BROWSE_POLICY,
+                    transcript=self.client.transcript,
+                )
+                with incoming.open("rb") as handle:
+                    extension = image_extension(handle.read(16))
+                if extension is None:
+                    raise TransferError("the browse URL did not answer with an image")
+            except TransferError as exc:
+                incoming.unlink(missing_ok=True)
+                misses += 1
+                self._note(f"{scene.display_id}: no browse image ({exc})")
+                continue
+            misses = 0
+            target = folder / f"{stem}{extension}"
+            os.replace(incoming, target)
+            rel = self.mirror.rel(target)
+            ledger.set_file(
+                FileRecord(rel, scene.display_id, target.name, "browse", result.size, result.sha256, "done")
+            )

@@ -559,3 +559,27 @@ def test_sync_bad_input_exits_2_and_writes_nothing(make_emulator, tmp_path: Path
     empty = run_cli(emu, "sync", str(out))
     assert empty.returncode == 2 and "has no subscriptions" in empty.stderr
     assert tree(out) == snapshot
+
+
+def test_the_emulator_command_takes_a_date(tmp_path: Path) -> None:
+    day = dt.date(2021, 10, 20)
+    argv = [*STACMIRROR, "emulator", "--port", "0", "--data", str(tmp_path), "--today", str(day)]
+    argv += ["--reprocess-share", "0", "--withdraw", "LC80440332021248LGN00"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        url = proc.stdout.readline().split()[3]
+        archive = build_archive(today=day)
+        expected = [r for r in archive if r.entity_id != "LC80440332021248LGN00"]
+        assert len(expected) == len(archive) - 1
+        with M2MClient(demo_credentials(), url, retry=FAST_RETRY) as api:
+            l1 = api.scene_search(L1, max_results=100)
+            assert l1.total_hits == len(expected) < 36
+            assert {s.display_id for s in l1.scenes} == {r.display_id(1) for r in expected}
+            assert api.scene_search(L2, max_results=100).total_hits == sum(
+                1 for r in expected if r.l2_generated
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    bad = subprocess.run([*STACMIRROR, "emulator", "--today", "2021-13-01"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--today" in bad.stderr

@@ -29,9 +29,7 @@ def parse_bbox(value: str | Sequence[float], field_name: str = "bbox") -> BaseGe
     except (TypeError, ValueError):
         raise InvalidInput(field_name, f"must be W,S,E,N in degrees, got {value!r}") from None
     if not (-90 <= south < north <= 90) or not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise InvalidInput(
-            field_name, f"{value!r} is not a valid W,S,E,N box (south < north, |lon| <= 180)"
-        )
+        raise InvalidInput(field_name, f"{value!r} is not a valid W,S,E,N box (south < north, |lon| <= 180)")
     if west > east:
         return MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
     if west == east:

@@ -11,6 +11,7 @@
     OUT/<dataset>/<PPP>/<RRR>/<displayId>/<original file names>
     OUT/<dataset>/<PPP>/<RRR>/<displayId>/<displayId>.json      the scene's STAC Item
     OUT/crops/<stack id>/collection.json                          one collection per cropped stack
+    OUT/crops/<stack id>/items.parquet                            its items, as stac-geoparquet
     OUT/crops/<stack id>/<item id>/<item id>.json
     OUT/.stacmirror/ledger.sqlite                                 what was asked, found, fetched, verified
     OUT/.stacmirror/catalog.sqlite                                what each Item was built from
@@ -32,6 +33,7 @@ from .landsat import ProductId, current_products
 
 STATE_DIR = ".stacmirror"
 CROPS_DIR = "crops"
+CROP_COLLECTION_PREFIX = "crop-"  # a crop collection's id is this and its stack's id
 DATASET_DIR = re.compile(r"^landsat_[a-z]+_c2_l[12]$")
 
 
@@ -74,8 +76,28 @@ class Mirror:
         """The collection's items as stac-geoparquet (for queries and the STAC API)."""
         return self.root / dataset / "items.parquet"
 
-    def item_parquets(self) -> list[Path]:
-        return [d / "items.parquet" for d in self.dataset_dirs() if (d / "items.parquet").exists()]
+    def collection_parquets(self) -> dict[str, Path]:
+        """Collection id → its items.parquet, for every collection that has one: the datasets',
+        then the crop stacks'."""
+        found = {d.name: d / "items.parquet" for d in self.dataset_dirs()}
+        if self.crops_dir.is_dir():
+            found.update(
+                {self.crop_collection_id(d.name): d / "items.parquet" for d in _subdirs(self.crops_dir)}
+            )
+        return {name: path for name, path in found.items() if path.exists()}
+
+    def collection_file(self, collection_id: str) -> Path:
+        """The collection.json of a dataset or of a crop stack, by collection id."""
+        if collection_id.startswith(CROP_COLLECTION_PREFIX):
+            return self.crop_dir(collection_id[len(CROP_COLLECTION_PREFIX) :]) / "collection.json"
+        return self.collection_path(collection_id)
+
+    def item_file(self, collection_id: str, item_id: str) -> Path:
+        """The item file of ``item_id`` in a dataset or crop collection."""
+        if collection_id.startswith(CROP_COLLECTION_PREFIX):
+            stack = collection_id[len(CROP_COLLECTION_PREFIX) :]
+            return self.crop_dir(stack) / item_id / f"{item_id}.json"
+        return self.item_path(self.scene_dir(collection_id, item_id))
 
     def path_catalog(self, dataset: str, wrs_path: int) -> Path:
         return self.root / dataset / f"{wrs_path:03d}" / "catalog.json"
@@ -136,6 +158,13 @@ class Mirror:
 
     def crop_dir(self, stack_id: str) -> Path:
         return self.crops_dir / stack_id
+
+    @staticmethod
+    def crop_collection_id(stack_id: str) -> str:
+        return CROP_COLLECTION_PREFIX + stack_id
+
+    def crop_parquet(self, stack_id: str) -> Path:
+        return self.crop_dir(stack_id) / "items.parquet"
 
     def crop_state_path(self, stack_id: str) -> Path:
         """The members and rectangle a stack's crops were made for."""

@@ -1,9 +1,13 @@
 """Searching a mirror offline: the collections' ``items.parquet`` through DuckDB, then an exact test.
 
-DuckDB filters on the columns (the ``bbox`` struct, ``datetime``, ``eo:cloud_cover``,
-``landsat:wrs_path``/``row``, ``platform``); candidates then get an exact test of their geometry
-against the area with shapely, so a spatial filter means "intersects the item geometry", as in a
-STAC API. DuckDB's spatial extension is not needed (it would be downloaded at run time).
+Every collection with an ``items.parquet`` is searched: the datasets' and the crop stacks'.
+DuckDB filters on the columns (the ``bbox`` struct, ``datetime``, any property a CQL2 filter
+names), sorts (``sortby``, always ending with collection and id, so pages are stable) and pages.
+With an area, the ``bbox`` columns give the candidates; a candidate whose box lies inside a
+rectangular area is a match as it stands, and the others get an exact shapely test of their
+geometry, as far as the page needs and no further. A CQL2 ``s_intersects`` is exact in SQL,
+through a vectorised shapely function registered on the connection. DuckDB's spatial extension is
+not needed.
 """
 
 from __future__ import annotations
@@ -14,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from shapely.geometry import mapping
+from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
-from shapely.prepared import prep
 
 from .area import load_area
 from .errors import InvalidInput, NotACatalog
 from .layout import Mirror
-from .property_filter import NOT_QUERYABLE, to_sql
+from .property_filter import INTERSECTS_FUNCTION, NOT_QUERYABLE, to_sql
 
 JSON_TYPES = {
     "DOUBLE": {"type": "number"},
@@ -46,7 +49,7 @@ def queryables(out: str | Path, collection: str | None = None) -> dict[str, dict
     """The item properties one can filter on, as JSON Schema fragments, read from the parquet
     schema: every scalar column (lists and objects, such as ``proj:shape``, are left out)."""
     mirror = Mirror(Path(out))
-    files = [p for p in mirror.item_parquets() if collection is None or p.parent.name == collection]
+    files = [p for name, p in mirror.collection_parquets().items() if collection in (None, name)]
     if not files:
         return {}
     import duckdb
@@ -68,7 +71,11 @@ class QueryResult:
     """The matching items, newest first; ``to_dict()`` is what ``query --json`` prints."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
-    matched: int = 0  # every match, whatever ``limit`` and ``offset`` kept
+    # every match, whatever ``limit`` and ``offset`` kept; None when counting would have meant an
+    # exact geometry test of too many candidates (``count=False``)
+    matched: int | None = 0
+    # where the next page starts, for ``after=`` (a position among the candidates), or None
+    next_after: int | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -83,6 +90,61 @@ class QueryResult:
             for i in self.items
         ]
         return {"type": "FeatureCollection", "features": features}
+
+
+# the columns a result carries besides id, collection, geometry and bbox
+RESULT_PROPERTIES = ("datetime", "platform", "eo:cloud_cover", "landsat:wrs_path", "landsat:wrs_row")
+EXACT_COUNT_MAX = 20_000  # with count=False, at most this many candidates are tested to count
+BATCH = 512
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _order_by(sortby: list[tuple[str, bool]] | None, columns: dict[str, str]) -> str:
+    """ORDER BY for (field, descending) keys: property names or ``properties.<name>``, ``id``,
+    ``collection``; newest first by default. Collection and id end it, so the order is total."""
+    keys = sortby or [("datetime", True)]
+    terms, seen = [], set()
+    for name, descending in keys:
+        column = name.removeprefix("properties.")
+        if column not in columns or column in NOT_QUERYABLE:
+            raise InvalidInput("sortby", f"cannot sort by {name!r}: not a queryable property")
+        if column not in seen:
+            seen.add(column)
+            terms.append(f"{_quoted(column)} {'DESC' if descending else 'ASC'} NULLS LAST")
+    terms += [f"{_quoted(c)} ASC" for c in ("collection", "id") if c not in seen]
+    return ", ".join(terms)
+
+
+def _intersects(geometries: Any, areas: Any) -> Any:
+    """DuckDB function (Arrow in, Arrow out): whether each WKB geometry meets the WKB area."""
+    import pyarrow as pa
+
+    shapes = shapely.from_wkb(geometries.to_numpy(zero_copy_only=False))
+    keys = areas.to_pylist()
+    tested = {}
+    for key in set(keys):  # one area per call site: the literal of one s_intersects
+        tested[key] = shapely.from_wkb(key)
+        shapely.prepare(tested[key])
+    if len(tested) == 1:
+        return pa.array(shapely.intersects(shapes, tested[keys[0]]), type=pa.bool_())
+    return pa.array([bool(shapely.intersects(g, tested[k])) for g, k in zip(shapes, keys, strict=True)])
+
+
+def connect() -> Any:
+    """A DuckDB connection that knows ``s_intersects`` (see :mod:`.property_filter`)."""
+    import duckdb
+
+    try:
+        from duckdb.sqltypes import BLOB, BOOLEAN
+    except ImportError:  # DuckDB before 1.4
+        from duckdb.typing import BLOB, BOOLEAN  # type: ignore[no-redef]
+
+    connection = duckdb.connect()
+    connection.create_function(INTERSECTS_FUNCTION, _intersects, [BLOB, BLOB], BOOLEAN, type="arrow")
+    return connection
 
 
 def _date(value: Any, name: str, end: bool = False) -> dt.datetime | None:
@@ -118,24 +180,32 @@ def search(
     limit: int | None = None,
     offset: int = 0,
     filter: dict[str, Any] | None = None,  # noqa: A002 - the STAC API's name for it
+    sortby: list[tuple[str, bool]] | None = None,
+    after: int = 0,
+    count: bool = True,
 ) -> QueryResult:
     """Items of the mirror matching every filter given (bbox or aoi: intersecting the geometry;
     ``filter``: a CQL2 JSON tree over any item property, see :mod:`stacmirror.property_filter`),
-    newest first; ``offset`` and ``limit`` page through them, and ``matched`` counts them all.
+    in ``sortby`` order ((property, descending) pairs; newest first by default); ``offset`` and
+    ``limit`` page through them, and ``matched`` counts them all.
 
-    Without an area, DuckDB counts and pages by itself; with one, every candidate is tested but
-    only the page's items are built."""
+    ``after`` starts at that position among the candidates, as ``next_after`` of the page before
+    gave it: the STAC API pages this way, so a deep page does not re-test the pages before it.
+    With ``count=False`` an area search leaves ``matched`` None rather than test more than
+    ``EXACT_COUNT_MAX`` geometries just to count them."""
     import duckdb
 
     mirror = Mirror(Path(out))
     wanted = [collection] if isinstance(collection, str) else collection
-    files = [p for p in mirror.item_parquets() if wanted is None or p.parent.name in wanted]
     if not mirror.catalog_path.exists():
         raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: stacmirror catalog)")
+    files = [p for name, p in mirror.collection_parquets().items() if wanted is None or name in wanted]
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise InvalidInput("limit", f"must be a whole number >= 1, got {limit!r}")
     if not isinstance(offset, int) or offset < 0:
         raise InvalidInput("offset", f"must be a whole number >= 0, got {offset!r}")
+    if not isinstance(after, int) or after < 0:
+        raise InvalidInput("after", f"must be a whole number >= 0, got {after!r}")
     if cloud_max is not None and not 0 <= float(cloud_max) <= 100:
         raise InvalidInput("cloud_max", f"must be between 0 and 100, got {cloud_max}")
     area = intersects
@@ -147,18 +217,23 @@ def search(
     if not files:
         return QueryResult()
     where, args = [], []
+    sure = "TRUE"  # a candidate that is a match without an exact test
     if area is not None:  # a loose box test on the columns first; the exact test follows
         west, south, east, north = area.bounds
         where.append("bbox.ymax >= ? AND bbox.ymin <= ?")
         args += [south, north]
         where.append("(bbox.xmin > bbox.xmax OR (bbox.xmax >= ? AND bbox.xmin <= ?))")
         args += [west, east]
-    if begin is not None:
-        where.append("datetime >= ?")
-        args.append(begin)
-    if finish is not None:
-        where.append("datetime <= ?")
-        args.append(finish)
+        sure = "FALSE"
+        if area.equals(box(*area.bounds)):  # a rectangle: a box inside it holds a geometry inside it
+            sure = (
+                f"(bbox.xmin <= bbox.xmax AND bbox.xmin >= {float(west)!r} AND bbox.xmax <= {float(east)!r}"
+                f" AND bbox.ymin >= {float(south)!r} AND bbox.ymax <= {float(north)!r})"
+            )
+    for value, test in ((begin, "datetime >= ?"), (finish, "datetime <= ?")):
+        if value is not None:
+            where.append(test)
+            args.append(value)
     if cloud_max is not None:
         where.append('"eo:cloud_cover" <= ?')
         args.append(float(cloud_max))
@@ -176,62 +251,106 @@ def search(
         where.append(f"id IN ({','.join('?' * len(ids))})")
         args += list(ids)
     source = " FROM read_parquet(?, union_by_name = true)"
-    page = ""
-    if area is None and (limit is not None or offset):
-        page = f" LIMIT {int(limit) if limit is not None else 'ALL'} OFFSET {int(offset)}"
-    connection = duckdb.connect()
+    connection = connect()
     try:
+        columns = _columns(connection, files)
         if filter:  # the property names are checked against the parquet's columns
-            tested, values = to_sql(filter, set(_columns(connection, files)))
+            tested, values = to_sql(filter, columns)
             where.append(tested)
             args += values
+        order = _order_by(sortby, columns)
         condition = " WHERE " + " AND ".join(where) if where else ""
-        sql = (
-            'SELECT id, collection, geometry, bbox, datetime, platform, "eo:cloud_cover", '
-            '"landsat:wrs_path", "landsat:wrs_row"'
-            + source
-            + condition
-            + " ORDER BY datetime DESC, id"
-            + page
-        )
+        shown = ", ".join(_quoted(c) if c in columns else "NULL" for c in RESULT_PROPERTIES)
+        page = f" OFFSET {int(after)}"
+        if area is None and limit is not None:  # every candidate is a match: DuckDB pages alone
+            page = f" LIMIT {int(offset) + int(limit) + 1}" + page
+        selected = f"SELECT id, collection, geometry::BLOB, bbox, {sure}, {shown}"
+        sql = f"{selected}{source}{condition} ORDER BY {order}{page}"
         parameters = [[str(f) for f in files], *args]
-        rows = connection.execute(sql, parameters).fetchall()
-        matched = None
+        result = QueryResult()
+        _page(connection.execute(sql, parameters), mirror, area, after, offset, limit, result)
         if area is None:
-            matched = connection.execute("SELECT count(*)" + source + condition, parameters).fetchone()[0]
+            result.matched = connection.execute(
+                "SELECT count(*)" + source + condition, parameters
+            ).fetchone()[0]
+        else:
+            result.matched = _count(connection, source + condition, sure, parameters, area, count)
     except duckdb.Error as exc:  # e.g. a string compared with a number column
         if not filter:
             raise
         raise InvalidInput("filter", str(exc).splitlines()[0]) from None
     finally:
         connection.close()
-    result = QueryResult()
-    prepared = prep(area) if area is not None else None
-    first, last = (0, None) if area is None else (offset, None if limit is None else offset + limit)
-    count = 0
-    for item_id, coll, wkb, box, when, plat, cloud, wrs_path, wrs_row in rows:
-        geometry = shapely.from_wkb(wkb)
-        if prepared is not None and not prepared.intersects(geometry):
-            continue
-        count += 1
-        if count <= first or (last is not None and count > last):
-            continue  # a match outside the page: counted, not built
+    return result
+
+
+def _page(
+    cursor: Any,
+    mirror: Mirror,
+    area: BaseGeometry | None,
+    after: int,
+    offset: int,
+    limit: int | None,
+    result: QueryResult,
+) -> None:
+    """Read candidates in order a batch at a time, test those not sure, and keep the page: skip
+    ``offset`` matches, keep ``limit``, and note where the next match is (the next page)."""
+    if area is not None:
+        shapely.prepare(area)
+    position, skip = after, offset
+    while batch := cursor.fetchmany(BATCH):
+        unsure = [i for i, row in enumerate(batch) if not row[4]]
+        passed = [True] * len(batch)
+        if unsure and area is not None:
+            shapes = shapely.from_wkb([batch[i][2] for i in unsure])
+            for i, ok in zip(unsure, shapely.intersects(shapes, area), strict=True):
+                passed[i] = bool(ok)
+        for row, ok in zip(batch, passed, strict=True):
+            position += 1
+            if not ok:
+                continue
+            if skip:
+                skip -= 1
+            elif limit is None or len(result.items) < limit:
+                result.items.append(_entry(mirror, row))
+            else:
+                result.next_after = position - 1
+                return
+
+
+def _entry(mirror: Mirror, row: tuple[Any, ...]) -> dict[str, Any]:
+    item_id, coll, wkb, box_, _, when, *rest = row
+    properties = dict(zip(RESULT_PROPERTIES[1:], rest, strict=True))
+    if when is not None:
         properties = {
             "datetime": when.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
-            "platform": plat,
-            "eo:cloud_cover": cloud,
-            "landsat:wrs_path": wrs_path,
-            "landsat:wrs_row": wrs_row,
+            **properties,
         }
-        result.items.append(
-            {
-                "id": item_id,
-                "collection": coll,
-                "bbox": [box["xmin"], box["ymin"], box["xmax"], box["ymax"]],
-                "geometry": mapping(geometry),
-                "properties": properties,
-                "item": str(mirror.item_path(mirror.scene_dir(coll, item_id))),
-            }
-        )
-    result.matched = matched if matched is not None else count
-    return result
+    return {
+        "id": item_id,
+        "collection": coll,
+        "bbox": [box_["xmin"], box_["ymin"], box_["xmax"], box_["ymax"]],
+        "geometry": mapping(shapely.from_wkb(wkb)),
+        "properties": properties,
+        "item": str(mirror.item_file(coll, item_id)),
+    }
+
+
+def _count(
+    connection: Any, source: str, sure: str, parameters: list[Any], area: BaseGeometry, full: bool
+) -> int | None:
+    """Every match of an area search: the sure candidates counted by DuckDB, the others tested
+    (all of them only when ``full``; else None past ``EXACT_COUNT_MAX``)."""
+    counted, unsure = connection.execute(
+        f"SELECT count(*) FILTER (WHERE {sure}), count(*) FILTER (WHERE NOT {sure})" + source, parameters
+    ).fetchone()
+    if not unsure:
+        return counted
+    if not full and unsure > EXACT_COUNT_MAX:
+        return None
+    cursor = connection.execute(
+        f"SELECT geometry::BLOB{source}{' AND' if ' WHERE ' in source else ' WHERE'} NOT {sure}", parameters
+    )
+    while batch := cursor.fetchmany(BATCH * 8):
+        counted += int(shapely.intersects(shapely.from_wkb([r[0] for r in batch]), area).sum())
+    return counted

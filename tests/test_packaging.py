@@ -16,9 +16,7 @@ from .helpers import ROOT, cli_env
 
 def test_the_wheel_lists_every_package_of_the_source_tree() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {
-        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "stacmirror").rglob("__init__.py")
-    }
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "stacmirror").rglob("__init__.py")}
     assert listed == found | {"stacmirror.catalog_template"}
 
 

@@ -147,7 +147,8 @@ def test_bad_requests_are_400(api: str) -> None:
         {"query": json.dumps({"no:such_property": {"lt": 3}})},
         {"query": json.dumps({"eo:cloud_cover": {"about": 3}})},
         {"filter": json.dumps({"op": "<", "args": [{"property": "platform"}, 3]})},  # string vs number
-        {"filter": "eo:cloud_cover < 3", "filter-lang": "cql2-text"},
+        {"filter": "eo:cloud_cover <", "filter-lang": "cql2-text"},  # not CQL2 text
+        {"filter": "eo:cloud_cover < 3", "filter-lang": "cql3"},
     ):
         answer = requests.get(f"{api}/search", params=params, timeout=30)
         assert answer.status_code == 400, params

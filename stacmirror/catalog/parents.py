@@ -46,9 +46,7 @@ def write_if_changed(path: Path, data: dict[str, Any]) -> bool:
     return True
 
 
-def write_parents(
-    mirror: Mirror, state: CatalogState, dirty: set[tuple[str, int, int]], result: Any
-) -> None:
+def write_parents(mirror: Mirror, state: CatalogState, dirty: set[tuple[str, int, int]], result: Any) -> None:
     datasets = state.datasets()
     for dataset in datasets:  # a deleted collection file is written again, whole
         if not mirror.collection_path(dataset).exists():

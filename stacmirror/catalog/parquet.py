@@ -105,6 +105,20 @@ def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> in
     return len(order)
 
 
+def write_parquet_of(mirror: Mirror, item_files: list[Path], target: Path) -> int:
+    """``target`` as stac-geoparquet of these item files, in their order, written atomically (a
+    crop collection's: a few dozen items, with no state to merge from); 0 items removes it."""
+    if not item_files:
+        target.unlink(missing_ok=True)
+        return 0
+    mirror.state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    order = [(0, "", mirror.rel(path)) for path in item_files]
+    _rewrite(mirror, tmp, order, target.parent)
+    os.replace(tmp, target)
+    return len(order)
+
+
 def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[int, str, str]], collection_dir: Path) -> None:
     """Every item, a batch at a time: each batch is parsed and spilled to a numbered Parquet file,
     their schemas are unified, and the files are read back in order in the unified schema (missing

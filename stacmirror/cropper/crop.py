@@ -32,6 +32,7 @@ from rasterio.warp import transform as warp_transform
 from shapely.geometry import mapping
 
 from ..catalog.constants import COG, EXT
+from ..catalog.parquet import write_parquet_of
 from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail, sha256_file
 from ..catalog.templates import load_template
 from ..executors import executor_for
@@ -182,7 +183,7 @@ def _crop_item(
     geometry = frame.geometry
     item["geometry"] = mapping(geometry)
     item["bbox"] = [round(v, 6) for v in stac_bbox(geometry)]
-    item["collection"] = f"crop-{frame.stack_id}"
+    item["collection"] = Mirror.crop_collection_id(frame.stack_id)
     item["assets"] = new_assets
     props = item["properties"]
     for name in ("proj:shape", "proj:transform"):
@@ -256,7 +257,7 @@ def _collection(stack: Stack, items: list[dict[str, Any]], mirror: Mirror) -> di
         "type": "Collection",
         "stac_version": "1.1.0",
         "stac_extensions": sorted(EXT[e] for e in extensions),
-        "id": f"crop-{stack.stack_id}",
+        "id": Mirror.crop_collection_id(stack.stack_id),
         "title": f"Crops of {stack.title} ({len(items)} scenes, {stack.rect.width} x {stack.rect.height} px)",
         "description": (
             f"Every scene of the stack {stack.stack_id} cropped, without resampling, to the largest "
@@ -292,6 +293,14 @@ def raster_asset_keys(stacks: list[Stack]) -> set[str]:
         for key, asset in member.item["assets"].items()
         if "proj:transform" in asset
     }
+
+
+def _write_parquet(mirror: Mirror, stack_id: str) -> None:
+    """The crop collection's items.parquet, from its item files: what ``query``, the STAC API
+    and STAC Browser's search read."""
+    folder = mirror.crop_dir(stack_id)
+    items = sorted(p for p in folder.glob("*/*.json") if p.stem == p.parent.name)  # not temp files
+    write_parquet_of(mirror, items, mirror.crop_parquet(stack_id))
 
 
 def crop_stack(
@@ -330,6 +339,8 @@ def crop_stack(
     ):
         if stack.request and saved.get("request") != stack.request:
             write_json_atomic(state_path, {**plan, "request": stack.request})
+        if not mirror.crop_parquet(stack.stack_id).exists():  # cropped by a version without one
+            _write_parquet(mirror, stack.stack_id)
         result.skipped = True
         return result
     if folder.exists():  # membership or rectangle changed: the old crops are stale
@@ -351,10 +362,12 @@ def crop_stack(
         write_json_atomic(folder / cropped["id"] / f"{cropped['id']}.json", cropped)
         items.append(cropped)
     if not items:
+        mirror.crop_parquet(stack.stack_id).unlink(missing_ok=True)
         return result
     result.cropped = len(items)
     result.files = sum(1 for i in items for a in i["assets"].values() if a["href"].startswith("./"))
     write_json_atomic(folder / "collection.json", _collection(stack, items, mirror))
+    _write_parquet(mirror, stack.stack_id)
     if not result.errors:  # how the stack was found, for sync to find it again: not part of the plan
         write_json_atomic(state_path, {**plan, "request": stack.request} if stack.request else plan)
     return result

@@ -1,12 +1,13 @@
 """A STAC API over the mirror, at ``/api/``, backed by the collections' ``items.parquet``.
 
-Landing page, conformance, queryables, collections, a collection's items, one item, and
-``/search`` by GET and POST with ``bbox``/``intersects``, ``datetime``, ``ids``, ``collections``,
-``limit`` and next-page links, and filtering on any scalar item property through the ``query``
-extension or a CQL2 JSON ``filter`` (:mod:`stacmirror.property_filter`). Items are the catalog's
-own files, with asset hrefs made absolute to the served ``/catalog/`` tree. No existing STAC API
-server fitted: those on PyPI need a database, and ``rustac serve`` reads stac-geoparquet through
-DuckDB's spatial extension, which is downloaded at run time (with no network it hung here).
+Landing page, conformance, an OpenAPI 3 document (``/api/api``) and its HTML page
+(``/api/api.html``), queryables, collections (the datasets' and the crop stacks'), a collection's
+items, one item, and ``/search`` by GET and POST with ``bbox``/``intersects``, ``datetime``,
+``ids``, ``collections``, ``limit`` and next-page tokens; the query, filter (CQL2 text and JSON,
+basic spatial), sort and fields extensions. Requests are read by :mod:`.request`, searches run by
+:mod:`stacmirror.offline_search`. Items are the catalog's own files, with asset hrefs made
+absolute to the served ``/catalog/`` tree. Why no existing server is used: the README's "STAC API"
+section says what failed.
 """
 
 from __future__ import annotations
@@ -16,31 +17,37 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from shapely.geometry import shape
-
 from ..errors import InvalidInput, StacmirrorError
 from ..layout import Mirror
 from ..offline_search import queryables, search
-from ..property_filter import combine, from_query
+from .openapi import OPENAPI, openapi_document, service_doc
+from .request import ApiError, SearchRequest
 
 STAC_VERSION = "1.1.0"
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 1_000
 CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/browseable",
     "https://api.stacspec.org/v1.0.0/collections",
     "https://api.stacspec.org/v1.0.0/ogcapi-features",
     "https://api.stacspec.org/v1.0.0/item-search",
     "https://api.stacspec.org/v1.0.0/item-search#query",
-    "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
+    "https://api.stacspec.org/v1.0.0/item-search#sort",
+    "https://api.stacspec.org/v1.0.0/item-search#fields",
+    "https://api.stacspec.org/v1.0.0/item-search#filter",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-operators",
 ]
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 SCHEMA = "application/schema+json"
+HTML = "text/html; charset=utf-8"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 
 
@@ -56,16 +63,12 @@ QUERYABLE_DETAILS = {
     "view:sun_elevation": {"title": "Sun elevation (°)", "minimum": -90, "maximum": 90},
     "datetime": {"title": "Acquired"},
 }
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+CODES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 500: "InternalServerError"}
 
 
 class StacApi:
-    """Answers STAC API requests for one mirror; ``handle`` returns (status, media type, body)."""
+    """Answers STAC API requests for one mirror; ``handle`` returns (status, media type, body),
+    the body a JSON document or, for the HTML page, text."""
 
     def __init__(self, out: Path, base_url: str):
         self.mirror = Mirror(out)
@@ -74,13 +77,21 @@ class StacApi:
 
     # -- routing ---------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, params: dict[str, str], body: bytes) -> tuple[int, str, Any]:
+    def handle(
+        self, method: str, path: str, params: dict[str, str], body: bytes, query: str = ""
+    ) -> tuple[int, str, Any]:
         parts = [p for p in path[len("/api") :].split("/") if p]
         try:
+            if method == "POST" and parts != ["search"]:
+                raise ApiError(405, f"{path} answers GET only")
             if not parts:
                 return 200, JSON, self.landing()
             if parts == ["conformance"]:
                 return 200, JSON, {"conformsTo": CONFORMANCE}
+            if parts == ["api"]:
+                return 200, OPENAPI, openapi_document(self.api, self._example())
+            if parts == ["api.html"]:
+                return 200, HTML, service_doc(self.api)
             if parts == ["queryables"]:
                 return 200, SCHEMA, self.queryables()
             if parts[0] == "collections" and len(parts) == 3 and parts[2] == "queryables":
@@ -91,42 +102,54 @@ class StacApi:
             if parts[0] == "collections" and len(parts) == 2:
                 return 200, JSON, self.collection(parts[1])
             if parts[0] == "collections" and len(parts) == 3 and parts[2] == "items":
-                return 200, GEOJSON, self.search({**params, "collections": parts[1]}, path_base=path)
+                self.collection(parts[1])
+                request = SearchRequest.read({**params, "collections": parts[1]}, post=False)
+                return 200, GEOJSON, self.search(request, path=path, query=query)
             if parts[0] == "collections" and len(parts) == 4 and parts[2] == "items":
                 return 200, GEOJSON, self.item(parts[1], parts[3])
             if parts == ["search"]:
                 if method == "POST":
                     try:
-                        request = json.loads(body or b"{}")
+                        raw = json.loads(body or b"{}")
                     except ValueError:
                         raise ApiError(400, "the body is not JSON") from None
-                    return 200, GEOJSON, self.search(request, post=True)
-                return 200, GEOJSON, self.search(params)
+                    return 200, GEOJSON, self.search(SearchRequest.read(raw, post=True), post=True)
+                return 200, GEOJSON, self.search(SearchRequest.read(params, post=False), query=query)
             raise ApiError(404, f"no such resource: {path}")
         except ApiError as exc:
-            return (
-                exc.status,
-                JSON,
-                {"code": "BadRequest" if exc.status == 400 else "NotFound", "description": str(exc)},
-            )
+            return exc.status, JSON, {"code": CODES.get(exc.status, "Error"), "description": str(exc)}
         except (InvalidInput, StacmirrorError, ValueError) as exc:
             return 400, JSON, {"code": "BadRequest", "description": str(exc)}
 
     # -- documents -------------------------------------------------------------------------------
 
     def _collection_ids(self) -> list[str]:
-        return [p.parent.name for p in self.mirror.item_parquets()]
+        return list(self.mirror.collection_parquets())
+
+    def _example(self) -> tuple[str, str] | None:
+        for collection_id in self._collection_ids():
+            found = search(self.mirror.root, collection=collection_id, limit=1)
+            if found.items:
+                return collection_id, found.items[0]["id"]
+        return None
+
+    def _service_links(self) -> list[dict[str, Any]]:
+        return [
+            {"rel": "conformance", "href": f"{self.api}/conformance", "type": JSON},
+            {"rel": "service-desc", "href": f"{self.api}/api", "type": OPENAPI, "title": "OpenAPI 3"},
+            {"rel": "service-doc", "href": f"{self.api}/api.html", "type": "text/html", "title": "API"},
+            {"rel": QUERYABLES_REL, "href": f"{self.api}/queryables", "type": SCHEMA},
+            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "GET"},
+            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "POST"},
+        ]
 
     def landing(self) -> dict[str, Any]:
         root = json.loads(self.mirror.catalog_path.read_text())
         links = [
             {"rel": "self", "href": f"{self.api}/", "type": JSON},
             {"rel": "root", "href": f"{self.api}/", "type": JSON},
-            {"rel": "conformance", "href": f"{self.api}/conformance", "type": JSON},
-            {"rel": QUERYABLES_REL, "href": f"{self.api}/queryables", "type": SCHEMA},
             {"rel": "data", "href": f"{self.api}/collections", "type": JSON},
-            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "GET"},
-            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "POST"},
+            *self._service_links(),
         ]
         links += [
             {"rel": "child", "href": f"{self.api}/collections/{c}", "type": JSON, "title": c}
@@ -148,29 +171,30 @@ class StacApi:
         item search against ``/api/search``. The file on disk is not changed: it must stay valid
         wherever the mirror is copied, where no API runs."""
         root = json.loads(self.mirror.catalog_path.read_text())
-        added = ("search", "conformance", QUERYABLES_REL)
+        added = {"search", "conformance", "service-desc", "service-doc", QUERYABLES_REL}
         links = [link for link in root.get("links", []) if link.get("rel") not in added]
-        links += [
-            {"rel": "conformance", "href": f"{self.api}/conformance", "type": JSON},
-            {"rel": QUERYABLES_REL, "href": f"{self.api}/queryables", "type": SCHEMA},
-            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "GET"},
-            {"rel": "search", "href": f"{self.api}/search", "type": GEOJSON, "method": "POST"},
-        ]
-        return {**root, "conformsTo": CONFORMANCE, "links": links}
+        return {**root, "conformsTo": CONFORMANCE, "links": links + self._service_links()}
 
     def collection(self, collection_id: str) -> dict[str, Any]:
-        path = self.mirror.collection_path(collection_id)
+        path = self.mirror.collection_file(collection_id)
         if collection_id not in self._collection_ids() or not path.exists():
             raise ApiError(404, f"no collection {collection_id!r}")
         data = json.loads(path.read_text())
         here = f"{self.api}/collections/{collection_id}"
         kept = [link for link in data.get("links", []) if "://" in str(link.get("href", ""))]
+        # the static tree below the collection, absolute: the API is browseable through it
+        below = [
+            {**link, "href": self._asset_url(path.parent, str(link["href"]))}
+            for link in data.get("links", [])
+            if link.get("rel") in ("child", "item") and "://" not in str(link.get("href", ""))
+        ]
         data["links"] = [
             {"rel": "self", "href": here, "type": JSON},
             {"rel": "root", "href": f"{self.api}/", "type": JSON},
             {"rel": "parent", "href": f"{self.api}/", "type": JSON},
             {"rel": "items", "href": f"{here}/items", "type": GEOJSON},
             {"rel": QUERYABLES_REL, "href": f"{here}/queryables", "type": SCHEMA},
+            *below,
             *kept,
         ]
         for asset in (data.get("assets") or {}).values():
@@ -182,12 +206,14 @@ class StacApi:
         properties = queryables(self.mirror.root, collection_id)
         for name, schema in properties.items():
             schema.update(QUERYABLE_DETAILS.get(name, {}))
+        if properties:
+            properties["geometry"] = {"title": "Footprint", "format": "geometry-any"}
         return {
             "$schema": "https://json-schema.org/draft/2019-09/schema",
             "$id": f"{here}/queryables",
             "type": "object",
             "title": "Queryables",
-            "description": "Item properties that the query extension and CQL2 JSON filters accept",
+            "description": "Item properties that the query extension, CQL2 filters and sortby accept",
             "properties": properties,
             "additionalProperties": False,
         }
@@ -232,7 +258,7 @@ class StacApi:
         return item
 
     def item(self, collection_id: str, item_id: str) -> dict[str, Any]:
-        found = search(self.mirror.root, collection=collection_id, ids=[item_id])
+        found = search(self.mirror.root, collection=collection_id, ids=[item_id], limit=1)
         if not found.items:
             raise ApiError(404, f"no item {item_id!r} in {collection_id!r}")
         return self._item(Path(found.items[0]["item"]))
@@ -240,85 +266,46 @@ class StacApi:
     # -- search ----------------------------------------------------------------------------------
 
     def search(
-        self, request: dict[str, Any], *, post: bool = False, path_base: str | None = None
+        self, request: SearchRequest, *, post: bool = False, path: str | None = None, query: str = ""
     ) -> dict[str, Any]:
-        def listed(value: Any) -> list[str] | None:
-            if value is None or value == "":
-                return None
-            return [v for v in (value.split(",") if isinstance(value, str) else value) if v]
-
-        try:
-            limit = int(request.get("limit") or DEFAULT_LIMIT)
-            offset = int(str(request.get("token") or "0").removeprefix("o:"))
-        except ValueError:
-            raise ApiError(400, "limit and token must be whole numbers") from None
-        if not 1 <= limit <= MAX_LIMIT or offset < 0:
-            raise ApiError(400, f"limit must be 1..{MAX_LIMIT}")
-        bbox = request.get("bbox")
-        if isinstance(bbox, list):
-            bbox = ",".join(str(v) for v in bbox[:2] + bbox[-2:]) if len(bbox) in (4, 6) else "x"
-        intersects = request.get("intersects")
-        if isinstance(intersects, str):
-            intersects = json.loads(intersects)
-        if bbox and intersects:
-            raise ApiError(400, "give bbox or intersects, not both")
-        start = end = None
-        if request.get("datetime"):
-            first, _, last = str(request["datetime"]).partition("/")
-            start = None if first in ("", "..") else first
-            end = None if last in ("", "..") else last if "/" in str(request["datetime"]) else first
-        query = request.get("query")
-        if isinstance(query, str):
-            query = json.loads(query)
-        cql = request.get("filter")
-        if isinstance(cql, str):
-            cql = json.loads(cql)
-        if request.get("filter-lang", "cql2-json") != "cql2-json":
-            raise ApiError(400, "filter-lang must be cql2-json (cql2-text is not supported)")
-        tree = combine(from_query(query), cql)
         found = search(
             self.mirror.root,
-            collection=listed(request.get("collections")),
-            bbox=bbox or None,
-            intersects=shape(intersects) if intersects else None,
-            start=start,
-            end=end,
-            ids=listed(request.get("ids")),
-            filter=tree,
-            limit=limit,
-            offset=offset,
+            collection=request.collections,
+            bbox=request.bbox,
+            intersects=request.intersects,
+            start=request.start,
+            end=request.end,
+            ids=request.ids,
+            filter=request.filter,
+            sortby=request.sortby,
+            limit=request.limit,
+            after=request.after,
+            count=False,
         )
         features = [self._item(Path(i["item"])) for i in found.items]
-        base = f"{self.base}{path_base}" if path_base else f"{self.api}/search"
-        links = [{"rel": "root", "href": f"{self.api}/", "type": JSON}]
-        if offset + limit < found.matched:
-            token = f"o:{offset + limit}"
+        if request.fields is not None:
+            features = [request.fields.apply(f) for f in features]
+        base = f"{self.base}{path}" if path else f"{self.api}/search"
+        raw = dict(request.raw)
+        if path:
+            raw.pop("collections", None)  # in the path already
+        links = [
+            {"rel": "root", "href": f"{self.api}/", "type": JSON},
+            {"rel": "self", "href": base + ("" if post or not query else f"?{query}"), "type": GEOJSON},
+        ]
+        if path:
+            links.append({"rel": "collection", "href": base.rsplit("/items", 1)[0], "type": JSON})
+        if found.next_after is not None:
+            token = f"p{found.next_after}"
             if post:
-                links.append(
-                    {
-                        "rel": "next",
-                        "href": base,
-                        "type": GEOJSON,
-                        "method": "POST",
-                        "body": {**request, "token": token},
-                    }
-                )
+                body = {**raw, "token": token}
+                links.append({"rel": "next", "href": base, "type": GEOJSON, "method": "POST", "body": body})
             else:
-                query_args = {
-                    k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in request.items()
-                }
-                query_args.pop("collections", None) if path_base else None
-                links.append(
-                    {
-                        "rel": "next",
-                        "href": f"{base}?{urlencode({**query_args, 'token': token})}",
-                        "type": GEOJSON,
-                    }
-                )
-        return {
-            "type": "FeatureCollection",
-            "features": features,
-            "links": links,
-            "numberMatched": found.matched,
-            "numberReturned": len(features),
-        }
+                args = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in raw.items()}
+                href = f"{base}?{urlencode({**args, 'token': token})}"
+                links.append({"rel": "next", "href": href, "type": GEOJSON, "method": "GET"})
+        page = {"type": "FeatureCollection", "features": features, "links": links}
+        if found.matched is not None:  # left out when it would cost an exact test of every item
+            page["numberMatched"] = found.matched
+        page["numberReturned"] = len(features)
+        return page

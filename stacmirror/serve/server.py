@@ -6,6 +6,9 @@
   handed out with the API's conformance classes and ``search`` links, so STAC Browser offers search;
 * ``/api/…`` — a STAC API over the mirror (:mod:`.api`), with item search.
 
+Item files are handed out as ``application/geo+json`` with a ``self`` link added (the files have
+none, so that they stay valid wherever the mirror is copied).
+
 Every response carries CORS headers; files answer HTTP ``Range`` requests (COG previews need
 them) with the right media type. A request never reaches a file outside its root: the path is
 decoded, normalised and resolved (following symlinks) and must stay inside the root, and hidden
@@ -51,6 +54,7 @@ MEDIA_TYPES = {
     ".eot": "application/vnd.ms-fontobject",
 }
 CHUNK = 1 << 16
+MAX_BODY = 1 << 20  # a search body is a few kB
 
 
 def safe_path(root: Path, url_path: str) -> Path | None:
@@ -85,6 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().end_headers()
 
     def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib naming
+        self._drain()
         self.send_response(204)
         self.send_header("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")
         self.send_header("Content-Length", "0")
@@ -98,19 +103,71 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self._json({"code": "BadRequest", "description": "a body of 0 to 1 MB"}, False, status=400)
+            self.close_connection = True
+            return
         body = self.rfile.read(length) if length else b""
-        if path.rstrip("/") == "/api/search":
+        if path == "/api" or path.startswith("/api/"):
             self._api(path, body, "POST", head=False)
         else:
-            self._bytes(b"Method Not Allowed", "text/plain", False, status=405)
+            self._refuse()
+
+    def _drain(self) -> None:
+        """Read a body no one asked for (a GET or PUT may carry one): left unread, it would be
+        taken for the next request on the connection."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if 0 < length <= MAX_BODY:
+            self.rfile.read(length)
+        elif length or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+
+    def _refuse(self) -> None:
+        """405 for a method this server does not answer (PUT, DELETE, PATCH, a POST off the API)."""
+        self._drain()
+        document = {"code": "MethodNotAllowed", "description": f"{self.command} is not answered here"}
+        self._json(document, False, status=405, allow=True)
+
+    def __getattr__(self, name: str):
+        # any other method (PUT, DELETE, QUERY, ...): 405, where the standard library says 501
+        if name.startswith("do_"):
+            return self._refuse
+        raise AttributeError(name)
+
+    def _json(
+        self,
+        document: object,
+        head: bool,
+        status: int = 200,
+        media_type: str = "application/json",
+        allow: bool = False,
+    ) -> None:
+        body = json.dumps(document).encode()
+        self._bytes(body, media_type, head, status=status, allow=allow or status == 405)
 
     def _api(self, path: str, body: bytes, method: str, head: bool) -> None:
-        params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
-        status, media_type, document = self.server.api.handle(method, path, params, body)
-        self._bytes(json.dumps(document).encode(), media_type, head, status=status)
+        query = urlsplit(self.path).query
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        try:
+            status, media_type, document = self.server.api.handle(method, path, params, body, query)
+        except Exception:  # a defect: logged with its traceback, answered without one
+            log.exception("serve: %s %s failed", method, path)
+            status, media_type = 500, "application/json"
+            document = {"code": "InternalServerError", "description": "the server failed; see its log"}
+        if isinstance(document, str):
+            self._bytes(document.encode(), media_type, head, status=status)
+        else:
+            self._json(document, head, status=status, media_type=media_type)
 
     def _get(self, head: bool) -> None:
+        self._drain()
         path = urlsplit(self.path).path
         if path == "/api" or path.startswith("/api/"):
             self._api(path, b"", "GET", head)
@@ -139,10 +196,33 @@ class _Handler(BaseHTTPRequestHandler):
         if target is None or not target.is_file():
             self._bytes(b"Not Found", "text/plain", head, status=404)
             return
+        if target.suffix == ".json" and target.stem == target.parent.name and root == self.server.out:
+            item = self._item(target)  # <folder>/<folder>.json: an item, as the layout names it
+            if item is not None:
+                self._json(item, head, media_type="application/geo+json")
+                return
         self._file(target, head)
 
-    def _bytes(self, body: bytes, media_type: str, head: bool, status: int = 200) -> None:
+    def _item(self, target: Path) -> dict | None:
+        """An item file with a ``self`` link to where it is served (the file has none: it has to
+        stay valid wherever the mirror is copied), or None if the file is not an item."""
+        try:
+            item = json.loads(target.read_bytes())
+        except ValueError:
+            return None
+        if not isinstance(item, dict) or item.get("type") != "Feature":
+            return None
+        href = f"{self.server.base_url}/catalog/{target.relative_to(self.server.out).as_posix()}"
+        links = [link for link in item.get("links", []) if link.get("rel") != "self"]
+        item["links"] = [{"rel": "self", "href": href, "type": "application/geo+json"}, *links]
+        return item
+
+    def _bytes(
+        self, body: bytes, media_type: str, head: bool, status: int = 200, allow: bool = False
+    ) -> None:
         self.send_response(status)
+        if allow:
+            self.send_header("Allow", "GET, HEAD, POST, OPTIONS")
         self.send_header("Content-Type", media_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache")

@@ -254,3 +254,41 @@ def test_stacks_command_and_aoi(stacked: Path, tmp_path: Path) -> None:
         [*STACMIRROR, "crop", str(stacked), "--assets", "nope"], capture_output=True, text=True, timeout=120
     )
     assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+def test_crops_are_searchable_offline_and_through_the_api(stacked: Path, tmp_path: Path) -> None:
+    import requests
+
+    from stacmirror.layout import Mirror
+
+    from .helpers import STACMIRROR, serving
+
+    stack = find_stacks(stacked)[0][0]
+    crop_stack(stacked, stack)
+    collection_id = f"crop-{stack.stack_id}"
+    parquet = Mirror(stacked).crop_parquet(stack.stack_id)
+    assert parquet.exists()
+    members = sorted(m.id for m in stack.members)
+    assert sorted(stacmirror.query(stacked, collection=collection_id).ids) == members
+    listed = subprocess.run(
+        [*STACMIRROR, "query", str(stacked), "--collection", collection_id, "--ids"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0 and sorted(listed.stdout.split()) == members, listed.stderr
+    with serving(stacked) as server:
+        api = f"{server.base_url}/api"
+        ids = [c["id"] for c in requests.get(f"{api}/collections", timeout=30).json()["collections"]]
+        assert collection_id in ids
+        found = requests.post(f"{api}/search", json={"collections": [collection_id], "limit": 50}, timeout=30)
+        features = found.json()["features"]
+        assert sorted(f["id"] for f in features) == members
+        assert all(f["collection"] == collection_id for f in features)
+        opened = requests.get(next(link["href"] for link in features[0]["links"] if link["rel"] == "self"))
+        assert opened.headers["Content-Type"] == "application/geo+json"
+        assert opened.json()["bbox"] == features[0]["bbox"]  # the crop's item, not the scene's
+        # an area search across every collection finds scenes and crops alike
+        west, south, east, north = features[0]["bbox"]
+        everywhere = requests.get(
+            f"{api}/search", params={"bbox": f"{west},{south},{east},{north}", "limit": 100}
+        )
+        assert {f["collection"] for f in everywhere.json()["features"]} >= {collection_id, stack.collection}

@@ -193,3 +193,55 @@ def test_the_api_follows_an_incremental_catalog_update(tmp_path: Path) -> None:
         assert stacmirror.build_catalog(out, workers=1).ok
         ids = sorted(i["id"] for i in everything(api, limit=100))
         assert ids == sorted(r.display_id(2) for r in records[1:])
+
+
+def test_pystac_client_pages_sorted_fields_and_cql2_text_as_a_brute_force_scan(
+    api: str, mirror: Path
+) -> None:
+    """Sorted by cloud cover (then newest first), only a few fields, filtered by CQL2 text, and
+    paged by pystac-client: the same items, in the same order, as sorting every item by hand."""
+    import pystac_client
+
+    items = [json.loads(p.read_text()) for p in sorted(mirror.glob(f"{DATASET}/*/*/*/*.json"))]
+    wanted = [
+        i
+        for i in items
+        if i["properties"]["eo:cloud_cover"] < 60
+        and i["properties"]["platform"] in ("landsat-8", "landsat-9")
+    ]
+    by_date = sorted(wanted, key=lambda i: (i["collection"], i["id"]))  # the tie-break, last
+    by_date.sort(key=lambda i: i["properties"]["datetime"], reverse=True)
+    expected = sorted(by_date, key=lambda i: i["properties"]["eo:cloud_cover"])
+    assert 7 < len(expected) < len(items)  # several pages, and the filter selects
+    client = pystac_client.Client.open(f"{api}/")
+    for method in ("GET", "POST"):
+        found = client.search(
+            method=method,
+            filter="eo:cloud_cover < 60 AND platform IN ('landsat-8', 'landsat-9')",
+            filter_lang="cql2-text",
+            sortby=["+properties.eo:cloud_cover", "-properties.datetime"],
+            fields=["id", "properties.eo:cloud_cover", "-geometry"],
+            limit=7,
+        )
+        pages = list(found.pages_as_dicts())
+        assert len(pages) > 1
+        got = [f for page in pages for f in page["features"]]
+        assert [f["id"] for f in got] == [i["id"] for i in expected], method
+        assert all("geometry" not in f and set(f["properties"]) == {"eo:cloud_cover"} for f in got)
+
+
+def test_datetimes_bboxes_and_limits_as_the_spec_reads_them(api: str) -> None:
+    def status(**params) -> int:
+        return requests.get(f"{api}/search", params=params, timeout=30).status_code
+
+    for good in ("2020-07-23T00:00:00Z", "1985-04-12t23:20:50.52z", "2018-01-01T00:00:00+03:00/..",
+                 "/2020-01-01T00:00:00.123456789Z"):  # fmt: skip
+        assert status(datetime=good) == 200, good
+    for bad in ("/", "../..", "2020-01-01", "2020-01-01T00:00:00", "2020-01-01T00:00:00+0100",
+                "2020-13-01T00:00:00Z", "2021-01-01T00:00:00Z/2020-01-01T00:00:00Z"):  # fmt: skip
+        assert status(datetime=bad) == 400, bad
+    assert status(bbox="-180,-90,0,180,90,1000") == 200  # 3D
+    page = requests.get(f"{api}/search", params={"limit": 5000}, timeout=30).json()
+    assert page["numberReturned"] == 150  # clamped to the maximum (1000), not refused
+    posted = requests.post(f"{api}/search", json={"bbox": "0,0,1,1"}, timeout=30)
+    assert posted.status_code == 400 and set(posted.json()) == {"code", "description"}

@@ -38,8 +38,8 @@ def items(
     ``items("mirror", landsat_wrs_path="044", platform="landsat-8")``. ``bbox`` (W,S,E,N: items
     whose geometry intersects it), ``datetime`` (``"2021-01-01/2021-12-31"``, either end may be
     ``..``) and ``query`` (the STAC API query extension, e.g. ``{"eo:cloud_cover": {"lt": 30}}``)
-    select through the collections' ``items.parquet`` without walking the tree (``query`` alone is
-    applied while walking it, so it also reaches crop collections, which have no parquet).
+    select through the collections' ``items.parquet`` (the datasets' and the crop stacks') without
+    walking the tree; ``query`` alone is applied while walking it.
     """
     root = Path(path)
     if root.is_dir():

@@ -21,13 +21,26 @@ from .errors import InvalidInput
 from .geometry import split_antimeridian
 
 
+def bbox_numbers(
+    value: str | Sequence[float], field_name: str = "bbox", heights: bool = False
+) -> list[float]:
+    """W, S, E, N from ``"W,S,E,N"`` or four numbers; with ``heights``, also from six (W, S, lowest,
+    E, N, highest: a STAC API's 3D bbox), whose heights are dropped. Ranges are not checked here."""
+    try:
+        numbers = [float(v) for v in (value.split(",") if isinstance(value, str) else list(value))]
+    except (TypeError, ValueError):
+        numbers = []
+    if heights and len(numbers) == 6:
+        numbers = numbers[:2] + numbers[3:5]
+    if len(numbers) != 4:
+        shape_ = "W,S,E,N (or W,S,lowest,E,N,highest)" if heights else "W,S,E,N"
+        raise InvalidInput(field_name, f"must be {shape_} in degrees, got {value!r}")
+    return numbers
+
+
 def parse_bbox(value: str | Sequence[float], field_name: str = "bbox") -> BaseGeometry:
     """A box from ``"W,S,E,N"`` or four numbers; ``W > E`` crosses the antimeridian."""
-    try:
-        parts = value.split(",") if isinstance(value, str) else list(value)
-        west, south, east, north = (float(v) for v in parts)
-    except (TypeError, ValueError):
-        raise InvalidInput(field_name, f"must be W,S,E,N in degrees, got {value!r}") from None
+    west, south, east, north = bbox_numbers(value, field_name)
     if not (-90 <= south < north <= 90) or not (-180 <= west <= 180 and -180 <= east <= 180):
         raise InvalidInput(field_name, f"{value!r} is not a valid W,S,E,N box (south < north, |lon| <= 180)")
     if west > east:

@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from .area import load_area
 from .errors import InvalidInput, NotACatalog
 from .layout import Mirror
-from .property_filter import INTERSECTS_FUNCTION, NOT_QUERYABLE, to_sql
+from .property_filter import INTERSECTS_FUNCTION, NOT_QUERYABLE, quoted, to_sql
 
 JSON_TYPES = {
     "DOUBLE": {"type": "number"},
@@ -98,10 +98,6 @@ EXACT_COUNT_MAX = 20_000  # with count=False, at most this many candidates are t
 BATCH = 512
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _order_by(sortby: list[tuple[str, bool]] | None, columns: dict[str, str]) -> str:
     """ORDER BY for (field, descending) keys: property names or ``properties.<name>``, ``id``,
     ``collection``; newest first by default. Collection and id end it, so the order is total."""
@@ -113,8 +109,8 @@ def _order_by(sortby: list[tuple[str, bool]] | None, columns: dict[str, str]) ->
             raise InvalidInput("sortby", f"cannot sort by {name!r}: not a queryable property")
         if column not in seen:
             seen.add(column)
-            terms.append(f"{_quoted(column)} {'DESC' if descending else 'ASC'} NULLS LAST")
-    terms += [f"{_quoted(c)} ASC" for c in ("collection", "id") if c not in seen]
+            terms.append(f"{quoted(column)} {'DESC' if descending else 'ASC'} NULLS LAST")
+    terms += [f"{quoted(c)} ASC" for c in ("collection", "id") if c not in seen]
     return ", ".join(terms)
 
 
@@ -260,7 +256,7 @@ def search(
             args += values
         order = _order_by(sortby, columns)
         condition = " WHERE " + " AND ".join(where) if where else ""
-        shown = ", ".join(_quoted(c) if c in columns else "NULL" for c in RESULT_PROPERTIES)
+        shown = ", ".join(quoted(c) if c in columns else "NULL" for c in RESULT_PROPERTIES)
         page = f" OFFSET {int(after)}"
         if area is None and limit is not None:  # every candidate is a match: DuckDB pages alone
             page = f" LIMIT {int(offset) + int(limit) + 1}" + page
@@ -274,7 +270,7 @@ def search(
                 "SELECT count(*)" + source + condition, parameters
             ).fetchone()[0]
         else:
-            result.matched = _count(connection, source + condition, sure, parameters, area, count)
+            result.matched = _count(connection, source, condition, sure, parameters, area, count)
     except duckdb.Error as exc:  # e.g. a string compared with a number column
         if not filter:
             raise
@@ -337,20 +333,26 @@ def _entry(mirror: Mirror, row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _count(
-    connection: Any, source: str, sure: str, parameters: list[Any], area: BaseGeometry, full: bool
+    connection: Any,
+    source: str,
+    condition: str,
+    sure: str,
+    parameters: list[Any],
+    area: BaseGeometry,
+    full: bool,
 ) -> int | None:
     """Every match of an area search: the sure candidates counted by DuckDB, the others tested
     (all of them only when ``full``; else None past ``EXACT_COUNT_MAX``)."""
     counted, unsure = connection.execute(
-        f"SELECT count(*) FILTER (WHERE {sure}), count(*) FILTER (WHERE NOT {sure})" + source, parameters
+        f"SELECT count(*) FILTER (WHERE {sure}), count(*) FILTER (WHERE NOT {sure}){source}{condition}",
+        parameters,
     ).fetchone()
     if not unsure:
         return counted
     if not full and unsure > EXACT_COUNT_MAX:
         return None
-    cursor = connection.execute(
-        f"SELECT geometry::BLOB{source}{' AND' if ' WHERE ' in source else ' WHERE'} NOT {sure}", parameters
-    )
+    untested = f"{condition} AND NOT {sure}" if condition else f" WHERE NOT {sure}"
+    cursor = connection.execute(f"SELECT geometry::BLOB{source}{untested}", parameters)
     while batch := cursor.fetchmany(BATCH * 8):
         counted += int(shapely.intersects(shapely.from_wkb([r[0] for r in batch]), area).sum())
     return counted

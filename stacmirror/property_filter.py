@@ -111,7 +111,8 @@ def _property(arg: Any, op: str, field: str) -> str:
     return str(arg["property"])
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
+    """A DuckDB identifier: property names hold ':' and may hold quotes."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -145,14 +146,15 @@ def parse_filter(value: Any, lang: str | None, field: str = "filter") -> dict[st
 
 
 def _area_wkb(value: Any, field: str) -> tuple[bytes, tuple[float, float, float, float]]:
-    from shapely.geometry import box, shape
+    from shapely.geometry import shape
 
+    from .area import bbox_numbers, parse_bbox
+
+    if isinstance(value, dict) and "bbox" in value:  # as any bbox: 3D, across the antimeridian
+        area = parse_bbox(bbox_numbers(value["bbox"], field, heights=True), field)
+        return area.wkb, area.bounds
     try:
-        if isinstance(value, dict) and "bbox" in value:
-            numbers = [float(v) for v in value["bbox"]]
-            area = box(*(numbers[:2] + numbers[-2:] if len(numbers) == 6 else numbers))
-        else:
-            area = shape(value)
+        area = shape(value)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         raise InvalidInput(field, f"s_intersects needs a GeoJSON geometry or a bbox: {exc}") from None
     if area.is_empty or not area.is_valid:
@@ -193,7 +195,7 @@ def to_sql(
             inner, values = compile_node(args[0])
             return f"(NOT COALESCE({inner}, FALSE))", values
         if op == "isNull" and len(args) == 1:
-            return f"({_quoted(_property(args[0], op, field))} IS NULL)", []
+            return f"({quoted(_property(args[0], op, field))} IS NULL)", []
         if op == "s_intersects" and len(args) == 2:
             if _property(args[0], op, field) != "geometry":
                 raise InvalidInput(
@@ -212,18 +214,18 @@ def to_sql(
             if op == "like" and not isinstance(args[1], str):
                 raise InvalidInput(field, "like needs a string pattern")
             escape = " ESCAPE '\\'" if op == "like" else ""
-            return f"({_quoted(name)} {sql_op} ?{escape})", [value(name, args[1])]
+            return f"({quoted(name)} {sql_op} ?{escape})", [value(name, args[1])]
         if op == "in" and len(args) == 2 and isinstance(args[1], list) and args[1]:
             name = _property(args[0], op, field)
             values = [value(name, v) for v in args[1]]
             if types.get(name, "").endswith("[]"):  # a list property (instruments): any one of them
-                return f"list_has_any({_quoted(name)}, ?)", [values]
-            return f"({_quoted(name)} IN ({', '.join('?' * len(values))}))", values
+                return f"list_has_any({quoted(name)}, ?)", [values]
+            return f"({quoted(name)} IN ({', '.join('?' * len(values))}))", values
         if op == "between" and len(args) == 2 and isinstance(args[1], list) and len(args[1]) == 2:
             args = [args[0], *args[1]]  # the draft form: [property, [low, high]]
         if op == "between" and len(args) == 3:
             name = _property(args[0], op, field)
-            return f"({_quoted(name)} BETWEEN ? AND ?)", [value(name, args[1]), value(name, args[2])]
+            return f"({quoted(name)} BETWEEN ? AND ?)", [value(name, args[1]), value(name, args[2])]
         raise InvalidInput(field, f"unsupported operator {op!r} with {len(args)} argument(s)")
 
     return compile_node(tree)

@@ -95,14 +95,14 @@ class StacApi:
             if parts == ["queryables"]:
                 return 200, SCHEMA, self.queryables()
             if parts[0] == "collections" and len(parts) == 3 and parts[2] == "queryables":
-                self.collection(parts[1])  # 404 for an unknown collection
+                self._collection_file(parts[1])  # 404 for an unknown collection
                 return 200, SCHEMA, self.queryables(parts[1])
             if parts == ["collections"]:
                 return 200, JSON, self.collections()
             if parts[0] == "collections" and len(parts) == 2:
                 return 200, JSON, self.collection(parts[1])
             if parts[0] == "collections" and len(parts) == 3 and parts[2] == "items":
-                self.collection(parts[1])
+                self._collection_file(parts[1])
                 request = SearchRequest.read({**params, "collections": parts[1]}, post=False)
                 return 200, GEOJSON, self.search(request, path=path, query=query)
             if parts[0] == "collections" and len(parts) == 4 and parts[2] == "items":
@@ -175,10 +175,15 @@ class StacApi:
         links = [link for link in root.get("links", []) if link.get("rel") not in added]
         return {**root, "conformsTo": CONFORMANCE, "links": links + self._service_links()}
 
-    def collection(self, collection_id: str) -> dict[str, Any]:
+    def _collection_file(self, collection_id: str, known: list[str] | None = None) -> Path:
+        """The collection's file, or 404 unless it is one of ``known`` (else: of the mirror's)."""
         path = self.mirror.collection_file(collection_id)
-        if collection_id not in self._collection_ids() or not path.exists():
+        if collection_id not in (self._collection_ids() if known is None else known) or not path.exists():
             raise ApiError(404, f"no collection {collection_id!r}")
+        return path
+
+    def collection(self, collection_id: str, known: list[str] | None = None) -> dict[str, Any]:
+        path = self._collection_file(collection_id, known)
         data = json.loads(path.read_text())
         here = f"{self.api}/collections/{collection_id}"
         kept = [link for link in data.get("links", []) if "://" in str(link.get("href", ""))]
@@ -219,8 +224,9 @@ class StacApi:
         }
 
     def collections(self) -> dict[str, Any]:
+        known = self._collection_ids()  # listed once, not once per collection
         return {
-            "collections": [self.collection(c) for c in self._collection_ids()],
+            "collections": [self.collection(c, known) for c in known],
             "links": [
                 {"rel": "self", "href": f"{self.api}/collections", "type": JSON},
                 {"rel": "root", "href": f"{self.api}/", "type": JSON},

@@ -17,6 +17,7 @@ from typing import Any
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from ..area import bbox_numbers
 from ..errors import InvalidInput
 from ..property_filter import FILTER_LANGS, combine, from_query, parse_filter
 
@@ -93,24 +94,17 @@ def interval(text: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
     return ends[0], ends[1]
 
 
-def _bbox(value: Any, post: bool) -> str | None:
+def _bbox(value: Any, post: bool) -> list[float] | None:
+    """The 2D box of a 4- or 6-number ``bbox``; its ranges are checked where every bbox is, by
+    :func:`stacmirror.area.parse_bbox`, when the search reads it."""
     if value is None or (not post and value == ""):
         return None
     if post and not isinstance(value, list):
         raise bad("bbox", "must be an array of 4 or 6 numbers")
     try:
-        raw = value.split(",") if isinstance(value, str) else value
-        numbers = [float(v) for v in raw]
-    except (TypeError, ValueError):
-        raise bad("bbox", "must be 4 or 6 numbers") from None
-    if len(numbers) == 6:  # west, south, min height, east, north, max height
-        numbers = numbers[:2] + numbers[3:5]
-    if len(numbers) != 4 or not all(abs(v) < float("inf") for v in numbers):
-        raise bad("bbox", "must be 4 or 6 numbers")
-    west, south, east, north = numbers
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise bad("bbox", "is west,south,east,north in degrees, with south <= north")
-    return ",".join(repr(v) for v in numbers)
+        return bbox_numbers(value, "bbox", heights=True)
+    except InvalidInput as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def _geometry(value: Any) -> BaseGeometry | None:
@@ -243,7 +237,7 @@ def _drop(target: dict[str, Any], keys: list[str]) -> None:
 class SearchRequest:
     limit: int = DEFAULT_LIMIT
     after: int = 0  # from the token: where the page starts among the candidates
-    bbox: str | None = None
+    bbox: list[float] | None = None
     intersects: BaseGeometry | None = None
     start: dt.datetime | None = None
     end: dt.datetime | None = None

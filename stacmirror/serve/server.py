@@ -103,10 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        length = self._content_length()
         if length < 0 or length > MAX_BODY:
             self._json({"code": "BadRequest", "description": "a body of 0 to 1 MB"}, False, status=400)
             self.close_connection = True
@@ -117,13 +114,17 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._refuse()
 
+    def _content_length(self) -> int:
+        """The request's Content-Length: 0 when there is none, -1 when it is not a number."""
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return -1
+
     def _drain(self) -> None:
         """Read a body no one asked for (a GET or PUT may carry one): left unread, it would be
         taken for the next request on the connection."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        length = self._content_length()
         if 0 < length <= MAX_BODY:
             self.rfile.read(length)
         elif length or self.headers.get("Transfer-Encoding"):
@@ -133,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         """405 for a method this server does not answer (PUT, DELETE, PATCH, a POST off the API)."""
         self._drain()
         document = {"code": "MethodNotAllowed", "description": f"{self.command} is not answered here"}
-        self._json(document, False, status=405, allow=True)
+        self._json(document, False, status=405)
 
     def __getattr__(self, name: str):
         # any other method (PUT, DELETE, QUERY, ...): 405, where the standard library says 501
@@ -147,10 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
         head: bool,
         status: int = 200,
         media_type: str = "application/json",
-        allow: bool = False,
     ) -> None:
-        body = json.dumps(document).encode()
-        self._bytes(body, media_type, head, status=status, allow=allow or status == 405)
+        self._bytes(json.dumps(document).encode(), media_type, head, status=status)
 
     def _api(self, path: str, body: bytes, method: str, head: bool) -> None:
         query = urlsplit(self.path).query
@@ -217,11 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
         item["links"] = [{"rel": "self", "href": href, "type": "application/geo+json"}, *links]
         return item
 
-    def _bytes(
-        self, body: bytes, media_type: str, head: bool, status: int = 200, allow: bool = False
-    ) -> None:
+    def _bytes(self, body: bytes, media_type: str, head: bool, status: int = 200) -> None:
         self.send_response(status)
-        if allow:
+        if status == 405:  # a 405 says what is allowed
             self.send_header("Allow", "GET, HEAD, POST, OPTIONS")
         self.send_header("Content-Type", media_type)
         self.send_header("Content-Length", str(len(body)))

@@ -180,3 +180,51 @@ def test_stac_browser_asks_for_openstreetmap_tiles_by_default(built_browser: Pat
         text = page.locator("body").inner_text()
     assert tiles and all(re.fullmatch(r"https://tile\.openstreetmap\.org/\d+/\d+/\d+\.png", t) for t in tiles)
     assert "No basemaps available" not in text and elsewhere == []
+
+
+@pytest.fixture
+def cropped(emulator, tmp_path: Path) -> tuple[Path, str]:
+    """A harvested, catalogued and cropped six-scene stack; returns the mirror and its crop collection."""
+    from stacmirror.catalog.build import build_catalog
+    from stacmirror.cropper.crop import crop_stack
+    from stacmirror.cropper.stacks import find_stacks
+    from stacmirror.layout import Mirror
+
+    from .helpers import run_harvest
+
+    out = tmp_path / "mirror"
+    run_harvest(emulator, out, mode="bands", bands=["red", "green", "blue", "MTL"], max_scenes=6)
+    assert build_catalog(out, workers=1).ok
+    (stack,), _ = find_stacks(out)
+    assert crop_stack(out, stack).errors == []
+    return out, Mirror.crop_collection_id(stack.stack_id)
+
+
+def test_stac_browser_search_finds_crops_by_collection(
+    built_browser: Path, cropped: tuple[Path, str]
+) -> None:
+    """The user picks the crop collection in the search form's collection list and gets its crops,
+    not their source scenes, and a result opens the crop's own item page."""
+    out, crop_collection = cropped
+    crop_ids = {p.stem for p in (out / "crops").glob("*/*/*.json")}
+    searches: list[dict] = []
+    with browser_page(out, built_browser, offline=True) as (server, page, outside):
+        page.on(
+            "request",
+            lambda r: searches.append(json.loads(r.post_data or "{}")) if "/api/search" in r.url else None,
+        )
+        page.goto(f"{server.base_url}/#/search")
+        page.locator(".filter-collection .multiselect").click()
+        page.keyboard.type(crop_collection)
+        page.locator(".filter-collection .multiselect__option", has_text=crop_collection).first.click()
+        page.locator(".filter button[type=submit]").click()
+        page.wait_for_selector(".search .items, .search .alert", timeout=60_000)
+        listing = page.locator(".search .items").inner_text()
+        page.locator(".search .items a").first.click()
+        page.wait_for_url(re.compile(r"#/crops/[^/]+/\w+/\w+\.json$"), timeout=60_000)
+        opened = page.locator("body").inner_text()
+
+    assert [s.get("collections") for s in searches] == [[crop_collection]]
+    assert set(PRODUCT_ID.findall(listing)) == crop_ids and len(crop_ids) == 6
+    assert listing.count("(crop ") >= len(crop_ids), "the crops' titles, not the sources'"
+    assert "crop " in opened and outside == []

@@ -242,10 +242,13 @@ def crop(
     dask: str | None = None,
     executor: Executor | None = None,
     on_event: ev.EventHandler | None = None,
+    virtual: bool = False,
 ) -> CropResult:
     """Crop every scene of each stack to its rectangle, pixel-exactly, then bring the catalog up to
     date so the crop collections are linked from the root. ``assets`` limits the raster assets
-    cropped; an unknown name raises InvalidInput before anything is written. Scenes are cropped in
+    cropped; an unknown name raises InvalidInput before anything is written. With ``virtual``, each
+    cropped asset is a small VRT over its source file's window, and no pixel is copied: the same
+    items, ``proj:*`` and pixels, for a few kB per asset (the sources must stay). Scenes are cropped in
     ``executor``, on the Dask cluster at ``dask``, or in a pool of ``workers`` processes (default:
     the CPU count); the output is the same whatever runs it.
     """
@@ -271,7 +274,7 @@ def crop(
     result = CropResult()
     with executor_for(executor, workers=workers, dask=dask) as (pool, _):
         for stack in stacks:
-            done = crop_stack(mirror, stack, assets=wanted, executor=pool)
+            done = crop_stack(mirror, stack, assets=wanted, executor=pool, virtual=virtual)
             result.stacks.append(done)
             emit(ev.StackCropped(done.stack_id, done.cropped, done.files, done.skipped, len(done.errors)))
     result.catalog = build_catalog(

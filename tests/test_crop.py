@@ -292,3 +292,105 @@ def test_crops_are_searchable_offline_and_through_the_api(stacked: Path, tmp_pat
             f"{api}/search", params={"bbox": f"{west},{south},{east},{north}", "limit": 100}
         )
         assert {f["collection"] for f in everywhere.json()["features"]} >= {collection_id, stack.collection}
+
+
+RASTER_FILE_FIELDS = ("href", "type", "file:size", "file:checksum")
+
+
+def _crop_items(out: Path, stack_id: str) -> dict[str, dict]:
+    folder = out / "crops" / stack_id
+    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*/*.json") if p.stem == p.parent.name}
+
+
+def test_virtual_crops_are_the_copied_crops_without_the_copies(
+    stacked: Path, tmp_path: Path, shared: Path
+) -> None:
+    import shutil
+
+    import odc.stac
+    import stackstac
+
+    from stacmirror.cropper.vrt import VRT_MEDIA_TYPE
+
+    copied = tmp_path / "copied"
+    shutil.copytree(stacked, copied)
+    stack = find_stacks(copied)[0][0]
+    assert crop_stack(copied, stack).cropped == 6
+    build_catalog(copied)
+    run = subprocess.run(
+        [*STACMIRROR, "crop", str(stacked), "--virtual", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["stacks"][0]["itemsCropped"] == 6
+    virtual_items, copied_items = _crop_items(stacked, stack.stack_id), _crop_items(copied, stack.stack_id)
+    assert set(virtual_items) == set(copied_items) and len(virtual_items) == 6
+    for item_id, virtual in virtual_items.items():
+        copy_item = copied_items[item_id]
+        folder = stacked / "crops" / stack.stack_id / item_id
+        assert not list(folder.glob("*.TIF")), "a virtual crop copies no pixels"
+        for key, asset in virtual["assets"].items():
+            twin = copy_item["assets"][key]
+            if "proj:transform" not in asset:
+                continue
+            assert asset["type"] == VRT_MEDIA_TYPE and asset["href"].endswith(".vrt")
+            assert asset["file:size"] == (folder / asset["href"]).stat().st_size < 10_000
+            strip = RASTER_FILE_FIELDS
+            assert {k: v for k, v in asset.items() if k not in strip} == {
+                k: v for k, v in twin.items() if k not in strip
+            }
+            with (
+                rasterio.open(folder / asset["href"]) as vrt,
+                rasterio.open(copied / "crops" / stack.stack_id / item_id / twin["href"]) as cog,
+            ):
+                assert vrt.profile["driver"] == "VRT" and vrt.transform == cog.transform
+                assert (vrt.nodata, vrt.dtypes, vrt.scales, vrt.offsets, vrt.descriptions) == (
+                    cog.nodata,
+                    cog.dtypes,
+                    cog.scales,
+                    cog.offsets,
+                    cog.descriptions,
+                )
+                np.testing.assert_array_equal(vrt.read(), cog.read())
+        same = ("created", "proj:shape", "proj:transform")
+        assert {k: v for k, v in virtual["properties"].items() if k not in same} == {
+            k: v for k, v in copy_item["properties"].items() if k not in same
+        }
+        assert (virtual["geometry"], virtual["bbox"], virtual["links"]) == (
+            copy_item["geometry"],
+            copy_item["bbox"],
+            copy_item["links"],
+        )
+    report = validate_catalog(stacked, shared / "stac-schemas")
+    assert report.ok, report.problems
+
+    collection_id = f"crop-{stack.stack_id}"
+    bands = ["red", "qa_pixel"]
+    loaded = {}
+    for name, out in (("virtual", stacked), ("copied", copied)):
+        items = list(stacmirror.items(out, collection=collection_id))
+        ds = odc.stac.load(items, bands=bands, anchor="center")
+        cube = stackstac.stack(
+            items, assets=bands, rescale=False, dtype="uint16", fill_value=np.uint16(0), snap_bounds=False
+        )
+        loaded[name] = (ds, cube.compute())
+    assert loaded["virtual"][0]["red"].shape == (6, stack.rect.height, stack.rect.width)
+    for band in bands:
+        np.testing.assert_array_equal(loaded["virtual"][0][band].values, loaded["copied"][0][band].values)
+    np.testing.assert_array_equal(loaded["virtual"][1].values, loaded["copied"][1].values)
+    assert int(loaded["virtual"][0]["red"].max()) > 0
+
+    moved = tmp_path / "moved"  # the VRTs name their sources relative to themselves
+    shutil.move(stacked, moved)
+    some = next(iter(virtual_items.values()))
+    with rasterio.open(moved / "crops" / stack.stack_id / some["id"] / some["assets"]["red"]["href"]) as vrt:
+        assert vrt.read(1).any()
+
+    again = crop_stack(moved, find_stacks(moved)[0][0], virtual=True)
+    assert again.skipped  # unchanged: nothing is rewritten
+    switched = crop_stack(moved, find_stacks(moved)[0][0])
+    assert not switched.skipped and switched.cropped == 6  # a mode switch re-crops
+    folder = moved / "crops" / stack.stack_id / some["id"]
+    assert list(folder.glob("*.TIF")) and not list(folder.glob("*.vrt"))

@@ -60,6 +60,12 @@ def stacks(
 @click.command()
 @stack_options
 @click.option("--assets", help="Comma-separated asset keys to crop (default: every raster asset).")
+@click.option(
+    "--virtual",
+    is_flag=True,
+    help="Write each cropped asset as a small VRT over its source file's window instead of copying "
+    "its pixels: the same items and pixels, a few kB per asset; the source files must stay.",
+)
 @parallel_options
 def crop(
     out: Path,
@@ -71,6 +77,7 @@ def crop(
     geojson_out: Path | None,
     as_json: bool,
     assets: str | None,
+    virtual: bool,
     workers: int | None,
     dask: str | None,
 ) -> None:
@@ -79,7 +86,9 @@ def crop(
 
     renderer = make_renderer(False, as_json)
     found = _find(out, collection, min_scenes, aoi, max_cloud, group_by, geojson_out, renderer)
-    result = run_crop(out, found, assets=assets, workers=workers, dask=dask, on_event=renderer)
+    result = run_crop(
+        out, found, assets=assets, workers=workers, dask=dask, on_event=renderer, virtual=virtual
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -4,13 +4,15 @@ Each raster asset gets an integer window snapped *inward* on its own lattice (30
 stack lattice, the 15 m pan band on its own), and GDAL copies that window into a COG through a
 ``vrt://…?srcwin=`` source: no warper, no resampling, nodata/scale/offset/descriptions/tags
 kept, memory bounded by GDAL's block cache. Scenes run in parallel threads (GDAL releases the GIL).
+Virtual crops (``virtual=True``) write, instead of each COG, a VRT naming the same window of the
+source file: the same items and ``proj:*``, and the same pixels through any GDAL reader.
 
 Layout, one collection per stack::
 
     OUT/crops/<stack id>/collection.json
     OUT/crops/<stack id>/stack.json                    members and rectangle the crops were made for
     OUT/crops/<stack id>/<item id>/<item id>.json      the crop item (same asset keys as its source)
-    OUT/crops/<stack id>/<item id>/<source file names>
+    OUT/crops/<stack id>/<item id>/<source file names>       (or <source stem>.vrt when virtual)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..fileio import relative_href, write_json_atomic
 from ..geometry import stac_bbox
 from ..layout import Mirror
 from .stacks import Stack
+from .vrt import VRT_MEDIA_TYPE, write_window_vrt
 
 STATE_VERSION = 1
 EPS = 1e-6
@@ -78,22 +81,47 @@ def inward_window(
     return col0, row0, col1 - col0, row1 - row0
 
 
+def source_window(
+    src: rasterio.DatasetReader, bounds: tuple[float, float, float, float]
+) -> tuple[int, int, int, int]:
+    """The inward window of ``bounds`` on an open raster; ValueError when it is not inside it."""
+    col, row, width, height = inward_window(src.transform, bounds)
+    if (
+        col < 0
+        or row < 0
+        or col + width > src.width
+        or row + height > src.height
+        or width <= 0
+        or height <= 0
+    ):
+        raise ValueError(f"{Path(src.name).name}: the rectangle is not inside this raster")
+    return col, row, width, height
+
+
+def _proj_fields(src: rasterio.DatasetReader, window: tuple[int, int, int, int]) -> dict[str, Any]:
+    col, row, width, height = window
+    transform = src.window_transform(rasterio.windows.Window(col, row, width, height))
+    return {"proj:shape": [height, width], "proj:transform": [float(v) for v in list(transform)[:6]]}
+
+
+def virtual_raster(source: Path, target: Path, bounds: tuple[float, float, float, float]) -> dict[str, Any]:
+    """Write a VRT at ``target`` showing the pixels of ``source`` inside ``bounds``, copying none;
+    returns the crop's proj fields (those :func:`crop_raster` returns)."""
+    with rasterio.open(source) as src:
+        window = source_window(src, bounds)
+        fields = _proj_fields(src, window)
+    write_window_vrt(source, target, window)
+    return fields
+
+
 def crop_raster(source: Path, target: Path, bounds: tuple[float, float, float, float]) -> dict[str, Any]:
     """Copy the pixels of ``source`` inside ``bounds`` into a COG; returns the crop's proj fields."""
     with rasterio.open(source) as src:
-        col, row, width, height = inward_window(src.transform, bounds)
-        if (
-            col < 0
-            or row < 0
-            or col + width > src.width
-            or row + height > src.height
-            or width <= 0
-            or height <= 0
-        ):
-            raise ValueError(f"{source.name}: the rectangle is not inside this raster")
+        window = source_window(src, bounds)
+        col, row, width, height = window
+        fields = _proj_fields(src, window)
         compress = (src.profile.get("compress") or "deflate").upper()
         predictor = "2" if src.dtypes[0] not in ("float32", "float64") else "3"
-        transform = src.window_transform(rasterio.windows.Window(col, row, width, height))
     tmp = target.with_name(f".{target.name}.part.tif")
     rasterio.shutil.copy(
         f"vrt://{source}?srcwin={col},{row},{width},{height}",
@@ -106,7 +134,7 @@ def crop_raster(source: Path, target: Path, bounds: tuple[float, float, float, f
         num_threads="2",
     )
     os.replace(tmp, target)
-    return {"proj:shape": [height, width], "proj:transform": [float(v) for v in list(transform)[:6]]}
+    return fields
 
 
 @dataclass(frozen=True)
@@ -118,10 +146,13 @@ class CropFrame:
     bounds: tuple[float, float, float, float]
     geometry: Any  # the rectangle in lon/lat (shapely)
     catalog_path: Path  # the mirror's root catalog, for the item's root link
+    virtual: bool = False  # VRTs over the source windows instead of copied COGs
 
     @classmethod
-    def of(cls, stack: Stack, mirror: Mirror) -> CropFrame:
-        return cls(stack.stack_id, stack.epsg, tuple(stack.bounds), stack.geometry(), mirror.catalog_path)
+    def of(cls, stack: Stack, mirror: Mirror, *, virtual: bool = False) -> CropFrame:
+        return cls(
+            stack.stack_id, stack.epsg, tuple(stack.bounds), stack.geometry(), mirror.catalog_path, virtual
+        )
 
 
 def crop_member(
@@ -158,13 +189,17 @@ def _crop_item(
         if "proj:transform" in asset:
             if assets is not None and key not in assets:
                 continue
-            target = folder / source.name
-            fields = crop_raster(source, target, bounds)
-            cropped = {**asset, **fields, "href": f"./{target.name}", "type": COG}
+            if frame.virtual:
+                target = folder / f"{source.stem}.vrt"
+                fields, media_type = virtual_raster(source, target, bounds), VRT_MEDIA_TYPE
+            else:
+                target = folder / source.name
+                fields, media_type = crop_raster(source, target, bounds), COG
+            cropped = {**asset, **fields, "href": f"./{target.name}", "type": media_type}
             cropped["file:size"] = target.stat().st_size
             cropped["file:checksum"] = multihash(sha256_file(target))
             new_assets[key] = cropped
-            rasters[target.name[len(item["id"]) + 1 :]] = target
+            rasters[source.name[len(item["id"]) + 1 :]] = target
         elif key != "thumbnail":
             new_assets[key] = {
                 **asset,
@@ -310,17 +345,19 @@ def crop_stack(
     assets: set[str] | None = None,
     workers: int | None = 2,
     executor: Executor | None = None,
+    virtual: bool = False,
 ) -> StackCropResult:
     """Crop (or keep, when its members and rectangle did not change) one stack.
 
     Scenes are cropped in ``executor`` (else a pool of ``workers`` processes); this function writes
-    the items, the collection and the stack's state. The root catalog is not touched here:
-    :func:`stacmirror.crop` links the crop collections afterwards.
+    the items, the collection and the stack's state. With ``virtual``, each cropped asset is a VRT
+    over its source's window (:mod:`.vrt`) and no pixel is copied; switching modes re-crops. The
+    root catalog is not touched here: :func:`stacmirror.crop` links the crop collections afterwards.
     """
     mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
     if executor is None:
         with executor_for(workers=workers) as (pool, _):
-            return crop_stack(mirror, stack, assets=assets, executor=pool)
+            return crop_stack(mirror, stack, assets=assets, executor=pool, virtual=virtual)
     folder = mirror.crop_dir(stack.stack_id)
     result = StackCropResult(stack.stack_id)
     plan = {
@@ -329,12 +366,13 @@ def crop_stack(
         "bounds": list(stack.bounds),
         "epsg": stack.epsg,
         "assets": sorted(assets) if assets else None,
+        "virtual": virtual,
     }
     state_path = mirror.crop_state_path(stack.stack_id)
     saved = json.loads(state_path.read_text()) if state_path.exists() else None
     if (
         saved is not None
-        and {k: v for k, v in saved.items() if k != "request"} == plan
+        and {"virtual": False, **{k: v for k, v in saved.items() if k != "request"}} == plan  # older: copies
         and (folder / "collection.json").exists()
     ):
         if stack.request and saved.get("request") != stack.request:
@@ -349,7 +387,7 @@ def crop_stack(
                 shutil.rmtree(child)
     folder.mkdir(parents=True, exist_ok=True)
 
-    frame = CropFrame.of(stack, mirror)
+    frame = CropFrame.of(stack, mirror, virtual=virtual)
     futures = [
         executor.submit(crop_member, frame, m.item, m.folder, folder / m.id, assets) for m in stack.members
     ]

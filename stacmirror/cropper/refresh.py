@@ -67,7 +67,8 @@ def refresh_crops(mirror: Mirror, changed: Iterable[str], executor: Executor) ->
             done.append(CropRefresh(stack_id, "dropped", "its scenes no longer make a stack"))
             continue
         assets = set(state["assets"]) if state.get("assets") else None
-        result = crop_stack(mirror, stacks[0], assets=assets, executor=executor)
+        virtual = bool(state.get("virtual"))  # a refresh keeps the mode the stack was cropped in
+        result = crop_stack(mirror, stacks[0], assets=assets, executor=executor, virtual=virtual)
         if result.errors:
             done.append(CropRefresh(stack_id, "failed", "; ".join(result.errors)))
         else:

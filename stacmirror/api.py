@@ -265,7 +265,7 @@ def crop(
             raise InvalidInput("assets", "is empty")
         known = raster_asset_keys(stacks)
         unknown = wanted - known
-        if unknown:
+        if unknown and stacks:  # no stack, nothing to crop: no asset to check against
             raise InvalidInput(
                 "assets", f"no raster asset {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
             )

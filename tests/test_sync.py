@@ -395,7 +395,7 @@ def test_bundles_are_replaced_and_crops_follow(make_emulator, tmp_path: Path, sh
         first = stacmirror.harvest(out, selection(L2), client=client, poll_interval=0.05)  # bundles
     assert first.ok
     stacks = stacmirror.find_stacks(out, min_scenes=2)
-    cropped = stacmirror.crop(out, stacks, assets=["red", "qa_pixel"], workers=1)
+    cropped = stacmirror.crop(out, stacks, assets=["red", "qa_pixel"], workers=1, virtual=True)
     assert cropped.ok and cropped.stacks
     before = {s.stack_id: sorted(m.id for m in s.members) for s in stacks}
 
@@ -415,9 +415,16 @@ def test_bundles_are_replaced_and_crops_follow(make_emulator, tmp_path: Path, sh
         assert state["members"] == expected
         crop_items = sorted(p.parent.name for p in Mirror(out).crop_dir(stack_id).glob("*/*.json"))
         assert crop_items == expected
+        rasters = {
+            p.suffix for p in Mirror(out).crop_dir(stack_id).glob("*/*") if p.suffix in (".vrt", ".TIF")
+        }
+        assert rasters == {".vrt"} and state["virtual"]  # refreshed in the mode it was cropped in
     assert stacmirror.validate(out, schemas=shared / "stac-schemas").ok
 
-    # a member withdrawn upstream and pruned: its stack is found again without it
+    # cropped again by copying; then a member withdrawn upstream and pruned: its stack is found
+    # again without it, and copied again
+    again = stacmirror.crop(out, stacmirror.find_stacks(out, min_scenes=2), assets=["red", "qa_pixel"])
+    assert again.ok and not any(s.skipped for s in again.stacks)  # a mode switch re-crops
     stack_id = max(touched, key=lambda sid: len(before[sid]))
     state = json.loads(Mirror(out).crop_state_path(stack_id).read_text())
     victim = state["members"][0]
@@ -429,6 +436,10 @@ def test_bundles_are_replaced_and_crops_follow(make_emulator, tmp_path: Path, sh
     if len(remaining) >= 2:
         assert refresh.action == "recropped"
         assert json.loads(Mirror(out).crop_state_path(stack_id).read_text())["members"] == remaining
+        rasters = {
+            p.suffix for p in Mirror(out).crop_dir(stack_id).glob("*/*") if p.suffix in (".vrt", ".TIF")
+        }
+        assert rasters == {".TIF"}
     else:
         assert refresh.action == "dropped" and not Mirror(out).crop_dir(stack_id).exists()
     assert stacmirror.validate(out, schemas=shared / "stac-schemas").ok

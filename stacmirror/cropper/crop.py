@@ -109,9 +109,8 @@ def virtual_raster(source: Path, target: Path, bounds: tuple[float, float, float
     returns the crop's proj fields (those :func:`crop_raster` returns)."""
     with rasterio.open(source) as src:
         window = source_window(src, bounds)
-        fields = _proj_fields(src, window)
-    write_window_vrt(source, target, window)
-    return fields
+        write_window_vrt(src, target, window)
+        return _proj_fields(src, window)
 
 
 def crop_raster(source: Path, target: Path, bounds: tuple[float, float, float, float]) -> dict[str, Any]:

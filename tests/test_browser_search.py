@@ -222,6 +222,8 @@ def test_stac_browser_search_finds_crops_by_collection(
         listing = page.locator(".search .items").inner_text()
         page.locator(".search .items a").first.click()
         page.wait_for_url(re.compile(r"#/crops/[^/]+/\w+/\w+\.json$"), timeout=60_000)
+        # the URL changes before the item is fetched and drawn ("Loading..."): wait for the item
+        page.wait_for_function("document.body.innerText.includes('crop ')", timeout=60_000)
         opened = page.locator("body").inner_text()
 
     assert [s.get("collections") for s in searches] == [[crop_collection]]

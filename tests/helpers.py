@@ -71,8 +71,13 @@ def run_harvest(emu, out: Path, *, credentials: Credentials | None = None, on_ev
     """A harvest through the library's Harvest runner, with fast polling and retries."""
     area = kwargs.pop("area", NORTH)
     dataset = kwargs.pop("dataset", L2)
+    filters = {k: kwargs.pop(k) for k in ("path", "row", "tier", "satellite") if k in kwargs}
     selection = Selection(
-        dataset, kwargs.pop("start", date("2021-09-01")), kwargs.pop("end", date("2021-12-31")), aoi=area
+        dataset,
+        kwargs.pop("start", date("2021-09-01")),
+        kwargs.pop("end", date("2021-12-31")),
+        aoi=area,
+        **filters,
     )
     options = HarvestOptions(
         out=out, selection=selection, poll_interval=0.05, poll_timeout=5, transfer=FAST_TRANSFER, **kwargs

@@ -87,6 +87,16 @@ def test_api_calls_are_flat_in_bands(emulator, tmp_path: Path) -> None:
     assert dict(one.calls) == dict(ten.calls)
     assert one.calls["download-request"] == 1 and one.calls["download-options"] == 1
     assert one.calls["scene-search"] == 1  # the first page also tells totalHits
+    # login to logout: no scene list (the ids go in download-options), no filter ids for a search
+    # without metadata filters, no polling when download-request gave every URL
+    assert sum(one.calls.values()) <= 12 and one.calls["logout"] == 1, dict(one.calls)
+    assert not {"scene-list-add", "scene-list-remove", "dataset-filters", "download-retrieve"} & set(
+        one.calls
+    )
+    found, filtered = run_harvest(
+        emulator, tmp_path / "row", mode="bands", bands=["red"], max_scenes=2, row="33"
+    )
+    assert filtered.calls["dataset-filters"] == 1 and found.files_downloaded == 2
 
 
 def test_bundle_mode_unpacks_into_the_scene_folder(emulator, tmp_path: Path) -> None:

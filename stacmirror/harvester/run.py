@@ -1,7 +1,7 @@
 """A harvest from start to end: search, plan, request, poll, fetch, verify, unpack, clean up.
 
 API use is batched so the number of calls does not grow with the number of
-bands: one scene list and one ``download-options`` per 5 000 scenes, one
+bands: one ``download-options`` per 5 000 scenes (entity ids in the request), one
 ``download-request`` per 1 000 files, polling by label, and cleanup by label.
 Files already verified in the ledger are skipped, so re-running a finished
 harvest only searches.
@@ -10,7 +10,6 @@ harvest only searches.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
 import threading
 from contextlib import nullcontext
@@ -31,8 +30,6 @@ from .selection import search
 from .subscription import spec_key, subscription_spec
 from .swap import finish_pending, swap_in
 from .transfers import Transfers
-
-log = logging.getLogger(__name__)
 
 SCENE_LIST_CHUNK = 5_000
 LABEL_PREFIX = "stacmirror-"
@@ -279,18 +276,14 @@ class Harvest(Transfers):
         dataset, mode = self.options.selection.dataset, self.options.mode
         plan: dict[str, list[Want]] = {}
         for start in range(0, len(scenes), SCENE_LIST_CHUNK):
+            # the entity ids go in the request itself (API.md §4.9): a scene list would cost an
+            # add and a remove call per chunk for the same answer
             chunk = scenes[start : start + SCENE_LIST_CHUNK]
-            list_id = f"{self.label}-{start // SCENE_LIST_CHUNK}"
-            try:
-                self.client.scene_list_add(list_id, dataset, [s.entity_id for s in chunk])
-                options = self.client.download_options(
-                    dataset, list_id=list_id, include_secondary_file_groups=(mode == "band-group")
-                )
-            finally:
-                try:
-                    self.client.scene_list_remove(list_id)
-                except Exception as exc:  # cleanup must not hide the real outcome
-                    log.warning("could not remove scene list %s: %s", list_id, exc)
+            options = self.client.download_options(
+                dataset,
+                entity_ids=[s.entity_id for s in chunk],
+                include_secondary_file_groups=(mode == "band-group"),
+            )
             plan.update(
                 choose(
                     options, mode, suffixes=suffixes, groups=groups, notify=self._note, missing=self._missing

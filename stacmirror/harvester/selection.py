@@ -269,14 +269,18 @@ def search(
 ) -> list[Scene]:
     """All scenes matching the selection, newest first, deduplicated and really in the area."""
     try:
-        filters = client.dataset_filters(selection.dataset)
+        # filter ids are only needed for metadata filters: a plain search saves the call, and an
+        # unknown dataset is then refused by scene-search with the same error
+        filters = client.dataset_filters(selection.dataset) if selection.wanted_filters() else []
+        found: dict[str, Scene] = {}
+        for scene_filter in scene_filters(selection, filters):
+            for scene in _search_split(client, selection.dataset, scene_filter, selection, on_page):
+                if scene.entity_id not in found and footprint_intersects(scene, selection.area):
+                    found[scene.entity_id] = scene
     except InputError as exc:
+        if "DATASET" not in exc.code.upper():  # a bad filter, not an unknown dataset
+            raise
         raise InvalidInput("dataset", f"{selection.dataset}: {exc.message}") from None
-    found: dict[str, Scene] = {}
-    for scene_filter in scene_filters(selection, filters):
-        for scene in _search_split(client, selection.dataset, scene_filter, selection, on_page):
-            if scene.entity_id not in found and footprint_intersects(scene, selection.area):
-                found[scene.entity_id] = scene
     scenes = sorted(
         found.values(), key=lambda s: (s.acquisition_date or dt.date.min, s.entity_id), reverse=True
     )

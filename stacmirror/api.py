@@ -78,6 +78,7 @@ def harvest(
     keep_superseded: bool = False,
     poll_interval: float = 30.0,
     poll_timeout: float = 3600.0,
+    fsync: bool = False,
     on_event: ev.EventHandler | None = None,
     command: str = "harvest (Python API)",
     record: str | Path | None = None,
@@ -89,6 +90,8 @@ def harvest(
     by one instead of the selection's area. The request is recorded in the mirror as a subscription
     (see :func:`sync`); a product that replaces one the mirror holds is verified in full before
     the old one is deleted (or, with ``keep_superseded``, moved to ``OUT/.stacmirror/superseded/``).
+    Every file appears by an atomic rename once verified; ``fsync=True`` also flushes it to disk
+    first, so that it survives a power cut (slower where the disk is slower than the network).
     With ``client=None`` a client is opened with
     :func:`connect` (to ``service_url``) and closed afterwards. Raises InvalidInput, AccessDenied
     or MirrorBusy before anything is written; files that did not arrive are listed in the result.
@@ -117,6 +120,7 @@ def harvest(
         dry_run=dry_run,
         browse=browse,
         command=command,
+        fsync=fsync,
     )
     MirrorLock(Mirror(options.out)).check_free()
     if client is None:
@@ -295,6 +299,7 @@ def sync(
     workers: int = 4,
     poll_interval: float = 30.0,
     poll_timeout: float = 3600.0,
+    fsync: bool = False,
     on_event: ev.EventHandler | None = None,
     record: str | Path | None = None,
 ):
@@ -305,8 +310,9 @@ def sync(
     ``OUT/.stacmirror/superseded/`` with ``keep_superseded``); products no subscription lists any
     more are reported, and removed only with ``prune``. The catalog, items.parquet and the crops of
     changed stacks are brought in step (unless ``catalog=False``). ``dry_run`` plans it all and
-    writes nothing. Raises InvalidInput (not a mirror, no subscriptions, a subscription whose dataset
-    is gone) or MirrorBusy before anything is written. Returns a :class:`~stacmirror.syncer.SyncResult`.
+    writes nothing. ``fsync`` as for :func:`harvest`. Raises InvalidInput (not a mirror, no
+    subscriptions, a subscription whose dataset is gone) or MirrorBusy before anything is written.
+    Returns a :class:`~stacmirror.syncer.SyncResult`.
     """
     import time
 
@@ -316,7 +322,12 @@ def sync(
     root = Path(out)
     if not root.is_dir():
         raise InvalidInput("out", f"{root} is not a folder")
-    options = {"workers": workers, "poll_interval": poll_interval, "poll_timeout": poll_timeout}
+    options = {
+        "workers": workers,
+        "poll_interval": poll_interval,
+        "poll_timeout": poll_timeout,
+        "fsync": fsync,
+    }
     flags = {"dry_run": dry_run, "prune": prune, "keep_superseded": keep_superseded, "catalog": catalog}
     if client is None:
         from .syncer import read_subscriptions

@@ -66,6 +66,12 @@ from .render import human, make_renderer
     show_default=True,
     help="Give up on downloads still being prepared after this many seconds.",
 )
+@click.option(
+    "--fsync",
+    is_flag=True,
+    help="Flush each file to disk before it is renamed into place, so it survives a power cut "
+    "(files always appear whole, by an atomic rename; this waits for the disk).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be fetched, with sizes; fetch nothing.")
 @click.option("--no-browse", is_flag=True, help="Do not save the scenes' browse images.")
 @click.option("--no-catalog", is_flag=True, help="Do not build the STAC catalog afterwards.")
@@ -83,6 +89,7 @@ def harvest(
     workers: int,
     poll_interval: float,
     poll_timeout: float,
+    fsync: bool,
     dry_run: bool,
     no_browse: bool,
     no_catalog: bool,
@@ -115,6 +122,7 @@ def harvest(
             workers=workers,
             poll_interval=poll_interval,
             poll_timeout=poll_timeout,
+            fsync=fsync,
             dry_run=dry_run,
             browse=not no_browse,
             catalog=not no_catalog,

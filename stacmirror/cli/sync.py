@@ -43,6 +43,12 @@ from .render import human, make_renderer
     show_default=True,
     help="Give up on downloads still being prepared after this many seconds.",
 )
+@click.option(
+    "--fsync",
+    is_flag=True,
+    help="Flush each file to disk before it is renamed into place, so it survives a power cut "
+    "(files always appear whole, by an atomic rename; this waits for the disk).",
+)
 @click.option("--no-catalog", is_flag=True, help="Do not bring the catalog and crops up to date afterwards.")
 @record_option
 @json_option
@@ -56,6 +62,7 @@ def sync(
     workers: int,
     poll_interval: float,
     poll_timeout: float,
+    fsync: bool,
     no_catalog: bool,
     record: Path | None,
     as_json: bool,
@@ -82,6 +89,7 @@ def sync(
             workers=workers,
             poll_interval=poll_interval,
             poll_timeout=poll_timeout,
+            fsync=fsync,
             on_event=renderer,
             record=record,
         )

@@ -55,8 +55,10 @@ def extract_bundle(
     folder: Path,
     *,
     on_member: Callable[[Extracted], None] | None = None,
+    fsync: bool = False,
 ) -> list[Extracted]:
-    """Check every member first, then extract; returns what was written."""
+    """Check every member first, then extract; returns what was written. ``fsync``: flush each
+    member to disk before its rename (as for downloads: power-cut safety, not atomicity)."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
         archive = tarfile.open(tar_path, mode="r:")  # noqa: SIM115 - USGS bundles are plain tar, never gzip
@@ -84,8 +86,9 @@ def extract_bundle(
                     handle.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             if size != member.size:
                 part.unlink(missing_ok=True)
                 raise UnsafeArchiveError(f"member {member.name!r} is truncated")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,14 @@ class HarvestOptions:
     transfer: TransferPolicy = field(default_factory=TransferPolicy)
     keep_superseded: bool = False  # replaced products go to OUT/.stacmirror/superseded/, not deleted
     subscription: int | None = None  # the subscription re-run (sync); None: the harvest records its own
+    fsync: bool = False  # flush each file to disk before its rename (see TransferPolicy.fsync)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.bands = _names(self.bands)
         self.file_groups = _names(self.file_groups)
+        if self.fsync and not self.transfer.fsync:
+            self.transfer = replace(self.transfer, fsync=True)
         self.check()
 
     def check(self) -> None:

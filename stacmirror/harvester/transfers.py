@@ -44,8 +44,11 @@ class Transfers:
         deadline = time.monotonic() + options.poll_timeout
         with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:
 
-            def submit(entry: Entry) -> None:
-                futures.append(pool.submit(self._fetch_one, ledger, entry, session))
+            def submit(entries: list[Entry]) -> None:
+                # largest first: the last file to start is then a small one, so the workers finish
+                # together instead of one of them fetching a big band alone at the end
+                for entry in sorted(entries, key=lambda e: -(e.want.size or 0)):
+                    futures.append(pool.submit(self._fetch_one, ledger, entry, session))
 
             pending = list(wants)
             while pending:
@@ -67,8 +70,7 @@ class Transfers:
                 ready, refused = queue.request(wave)
                 for want, reason in refused:
                     self._fail(ledger, want.display_id, want, reason)
-                for entry in ready:
-                    submit(entry)
+                submit(ready)
                 self._poll(queue, submit, ledger, deadline)
             for future in futures:
                 future.result()
@@ -78,8 +80,7 @@ class Transfers:
         interval = min(2.0, self.options.poll_interval)
         while queue.waiting():
             ready, gone = queue.poll_once()
-            for entry in ready:
-                submit(entry)
+            submit(ready)
             stale = [e for e in gone if e.label not in queue.own_labels and not e.re_requested]
             for entry in gone:
                 if entry not in stale:
@@ -89,8 +90,7 @@ class Transfers:
             if stale:
                 self._note(f"{len(stale)} earlier request(s) no longer listed; requesting them again", "info")
                 again, refused = queue.re_request(stale)
-                for entry in again:
-                    submit(entry)
+                submit(again)
                 for want, reason in refused:
                     self._fail(ledger, want.display_id, want, reason)
             if not queue.waiting() or time.monotonic() >= deadline:
@@ -167,7 +167,7 @@ class Transfers:
             )
 
         try:
-            extract_bundle(target, folder, on_member=record)
+            extract_bundle(target, folder, on_member=record, fsync=self.options.transfer.fsync)
         except UnsafeArchiveError as exc:
             self._fail(ledger, want.display_id, want, f"bundle refused: {exc}")
             target.unlink(missing_ok=True)

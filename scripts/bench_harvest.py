@@ -4,7 +4,9 @@
 Prints three figures, each against a baseline measured in the same run:
 
 1. wall time of ``stacmirror harvest`` (bands mode, full-size emulator scenes) divided by the wall
-   time of ``curl`` fetching the same signed URLs with the same concurrency, the median of
+   time of the seed notebooks' flow (plain ``requests``: login, search, download-options,
+   download-request) followed by ``curl --parallel`` on the same signed URLs with the same
+   concurrency (curl alone is printed too), the median of
    ``--repeat`` rounds each (goal <= 1.10 on raw loopback, <= 1.02 with transfers capped like a
    network link);
 2. peak RSS of a ``stacmirror harvest`` process fetching one full-size product bundle (goal < 150 MB),
@@ -93,27 +95,45 @@ def harvest_args(out: Path, scenes, workers: int, extra: list[str]) -> list[str]
     ]
 
 
-def curl_urls(emu: Emulator, scenes) -> list[str]:
-    """Signed URLs from M2M for the same band files the harvest fetches."""
-    with M2MClient(CREDENTIALS, emu.service_url) as api:
-        options = api.download_options(DATASET, entity_ids=[s.entity_id for s in scenes])
-        wanted = {
-            f.entity_id: f
-            for o in options
-            for f in o.secondaries
-            if any(f.display_id.endswith(f"_{b}.TIF") for b in BANDS)
-        }
-        result = api.download_request(
-            "bench-curl", downloads=[{"entityId": e, "productId": f.product_id} for e, f in wanted.items()]
-        )
-        urls = [d.url for d in result.available if d.url]
-        for queue_label in set(result.duplicate_products.values()):  # earlier runs' items
-            urls += [
-                d.url
-                for d in api.download_retrieve(queue_label).with_urls()
-                if d.entity_id in wanted and d.url not in urls
-            ]
-    return urls
+# The seed notebooks' flow, as a user writes it with plain requests: log in, search, ask for the
+# options, pick the band files, request them, collect the URLs (retrieve for queued ones), log out.
+# The previous round's order is removed first, as the USGS sample removes its own when done.
+NOTEBOOK = """
+import json, os, sys, requests
+url = os.environ["M2M_SERVICE_URL"].rstrip("/") + "/"
+def call(endpoint, payload, key=None):
+    answer = requests.post(url + endpoint, json=payload, headers={"X-Auth-Token": key} if key else {})
+    return answer.json()["data"]
+key = call("login-token", {"username": os.environ["M2M_USERNAME"], "token": os.environ["M2M_TOKEN"]})
+call("download-order-remove", {"label": "bench-notebook"}, key)  # the previous round's, fetched
+dataset, start, end, count = sys.argv[1:5]
+suffixes = tuple(f"_{band}.TIF" for band in sys.argv[5].split(","))
+found = call("scene-search", {"datasetName": dataset, "maxResults": int(count), "sceneFilter": {
+    "acquisitionFilter": {"start": start, "end": end}}}, key)
+ids = [scene["entityId"] for scene in found["results"]]
+options = call("download-options", {"datasetName": dataset, "entityIds": ids}, key)
+files = {f["entityId"]: f["id"] for o in options for f in (o.get("secondaryDownloads") or [])
+         if f["displayId"].endswith(suffixes) and f.get("available", True)}
+downloads = [{"entityId": e, "productId": p} for e, p in files.items()]
+answer = call("download-request", {"downloads": downloads, "label": "bench-notebook"}, key)
+urls = [d["url"] for d in answer["availableDownloads"]]
+labels = set((answer.get("duplicateProducts") or {}).values())
+if answer.get("preparingDownloads"):
+    labels.add("bench-notebook")
+for label in labels:
+    got = call("download-retrieve", {"label": label}, key)
+    urls += [d["url"] for d in got["available"] if d["url"] not in urls and d.get("entityId") in files]
+call("logout", None, key)
+print("\\n".join(urls))
+"""
+
+
+def notebook_urls(emu: Emulator, scenes) -> list[str]:
+    start = min(s.acquired for s in scenes).isoformat()
+    end = max(s.acquired for s in scenes).isoformat()
+    args = [sys.executable, "-c", NOTEBOOK, DATASET, start, end, str(len(scenes)), ",".join(BANDS)]
+    result = subprocess.run(args, env=env_for(emu), check=True, capture_output=True, text=True)
+    return result.stdout.split()
 
 
 def time_harvest(emu: Emulator, scenes, workers: int, out: Path) -> tuple[float, int, int]:
@@ -154,7 +174,8 @@ def bench_throughput(emu: Emulator, scenes, workers: int, repeat: int, label: st
     """``repeat`` rounds of harvest and curl, the order alternating, the disk flushed before each
     (so neither pays for the other's writeback); the ratio is of the medians."""
     harvests: list[float] = []
-    curls: list[float] = []
+    curls: list[float] = []  # the notebook flow's API calls, then curl
+    bare: list[float] = []  # curl alone
     for round_ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             order = ("harvest", "curl") if round_ % 2 == 0 else ("curl", "harvest")
@@ -164,23 +185,32 @@ def bench_throughput(emu: Emulator, scenes, workers: int, repeat: int, label: st
                     elapsed, count, size = time_harvest(emu, scenes, workers, Path(tmp) / "harvest")
                     harvests.append(elapsed)
                 else:
-                    urls = curl_urls(emu, scenes)
+                    started = time.monotonic()
+                    urls = notebook_urls(emu, scenes)
+                    asked = time.monotonic() - started
                     elapsed, curl_size = time_curl(urls, workers, Path(tmp) / "curl")
-                    curls.append(elapsed)
+                    curls.append(asked + elapsed)
+                    bare.append(elapsed)
         os.sync()
     harvest_time, curl_time = statistics.median(harvests), statistics.median(curls)
     runs = lambda times: ", ".join(f"{t:.2f}" for t in times)  # noqa: E731
     print(f"throughput, {label}: {count} files, {size / 1e6:.0f} MB, {workers} workers, median of {repeat}")
     print(
-        f"  stacmirror harvest (incl. start-up, search, API calls, verification, fsync): "
+        f"  stacmirror harvest (incl. start-up, search, API calls, verification): "
         f"{harvest_time:6.2f} s "
         f"({size / 1e6 / harvest_time:.0f} MB/s; runs {runs(harvests)})"
     )
     print(
-        f"  curl --parallel, same {len(urls)} URLs ({curl_size / 1e6:.0f} MB): {curl_time:6.2f} s "
+        f"  notebook flow (plain requests: login, search, options, request) + curl --parallel, same "
+        f"{len(urls)} URLs ({curl_size / 1e6:.0f} MB): {curl_time:6.2f} s "
         f"({curl_size / 1e6 / curl_time:.0f} MB/s; runs {runs(curls)})"
     )
-    print(f"  ratio harvest / curl: {harvest_time / curl_time:.2f}  (goal <= {goal:.2f})")
+    bare_time = statistics.median(bare)
+    print(f"  curl alone: {bare_time:6.2f} s (runs {runs(bare)})")
+    print(
+        f"  ratio harvest / (notebook flow + curl): {harvest_time / curl_time:.2f}  (goal <= {goal:.2f}); "
+        f"harvest / curl alone: {harvest_time / bare_time:.2f}"
+    )
 
 
 PEAK_RSS = """

@@ -136,14 +136,20 @@ def notebook_urls(emu: Emulator, scenes) -> list[str]:
     return result.stdout.split()
 
 
-def time_harvest(emu: Emulator, scenes, workers: int, out: Path) -> tuple[float, int, int]:
+def time_harvest(emu: Emulator, scenes, workers: int, out: Path) -> tuple[float, int, int, float]:
+    """Wall time, files, bytes and the harvest process's peak RSS (MB, its own getrusage)."""
+    args = harvest_args(out, scenes, workers, ["--bands", ",".join(BANDS)])
+    command = [sys.executable, "-c", PEAK_RSS, *args[args.index("harvest") :]]
     started = time.monotonic()
-    subprocess.run(
-        harvest_args(out, scenes, workers, ["--bands", ",".join(BANDS)]), env=env_for(emu), check=True
-    )
+    result = subprocess.run(command, env=env_for(emu), check=True, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     files = [p for p in out.rglob("*") if p.is_file() and ".stacmirror" not in p.parts]
-    return elapsed, len(files), sum(p.stat().st_size for p in files)
+    return elapsed, len(files), sum(p.stat().st_size for p in files), peak_rss_mb(result.stderr)
+
+
+def peak_rss_mb(stderr: str) -> float:
+    line = next(line for line in stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    return int(line.split()[1]) / 1024
 
 
 def time_curl(urls: list[str], workers: int, folder: Path) -> tuple[float, int]:
@@ -176,14 +182,16 @@ def bench_throughput(emu: Emulator, scenes, workers: int, repeat: int, label: st
     harvests: list[float] = []
     curls: list[float] = []  # the notebook flow's API calls, then curl
     bare: list[float] = []  # curl alone
+    peaks: list[float] = []  # the harvest's peak RSS, MB
     for round_ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             order = ("harvest", "curl") if round_ % 2 == 0 else ("curl", "harvest")
             for step in order:
                 os.sync()
                 if step == "harvest":
-                    elapsed, count, size = time_harvest(emu, scenes, workers, Path(tmp) / "harvest")
+                    elapsed, count, size, rss = time_harvest(emu, scenes, workers, Path(tmp) / "harvest")
                     harvests.append(elapsed)
+                    peaks.append(rss)
                 else:
                     started = time.monotonic()
                     urls = notebook_urls(emu, scenes)
@@ -198,7 +206,7 @@ def bench_throughput(emu: Emulator, scenes, workers: int, repeat: int, label: st
     print(
         f"  stacmirror harvest (incl. start-up, search, API calls, verification): "
         f"{harvest_time:6.2f} s "
-        f"({size / 1e6 / harvest_time:.0f} MB/s; runs {runs(harvests)})"
+        f"({size / 1e6 / harvest_time:.0f} MB/s; runs {runs(harvests)}); peak RSS {max(peaks):.0f} MB"
     )
     print(
         f"  notebook flow (plain requests: login, search, options, request) + curl --parallel, same "
@@ -232,8 +240,7 @@ def bench_memory(emu: Emulator, scene, repeat: int) -> None:
             args = harvest_args(Path(tmp) / "bundle", [scene], 1, [])
             command = [sys.executable, "-c", PEAK_RSS, *args[args.index("harvest") :]]
             result = subprocess.run(command, env=env_for(emu), check=True, capture_output=True, text=True)
-        line = next(line for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
-        peaks.append(int(line.split()[1]) / 1024)
+        peaks.append(peak_rss_mb(result.stderr))
     bundle = emu.service.store.files(scene, 2)["tar"].size
     print(
         f"memory: one bundle of {bundle / 1e6:.0f} MB fetched, verified and unpacked; peak RSS of the "

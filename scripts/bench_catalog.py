@@ -62,6 +62,12 @@ def main() -> None:
             ) as emu,
             M2MClient(Credentials(DEMO_USERNAME, Secret(DEMO_TOKEN)), emu.service_url) as api,
         ):
+            # the emulator makes a scene's files when first asked; made here, not inside the
+            # harvest's download-options call (full-size ones take minutes each)
+            for i, scene in enumerate([s for s in emu.service.scenes if s.l2_generated][: args.scenes], 1):
+                started = time.monotonic()
+                emu.service.store.files(scene, 2)
+                print(f"  scene {i}/{args.scenes} ready ({time.monotonic() - started:.0f} s)", flush=True)
             selection = Selection(
                 "landsat_ot_c2_l2", dt.date(2000, 1, 1), dt.date(2030, 1, 1), bbox="-180,-85,180,85"
             )

@@ -349,15 +349,15 @@ def main() -> None:
             "files_written": full["written"] + full["parents"],
             "largest_node": largest_node(out),
         }
-        row.update(measure_search(out))
-        rows.append(row)
-        print(
+        print(  # before the search figures, which take long at a million items
             f"  full build {row['full_s']:.1f} s = {row['items_per_s']:.0f} items/s; peak RSS writer "
             f"{row['writer_rss_mb']:.0f} MB, workers {row['worker_rss_mb']:.0f} MB; no-op "
             f"{row['noop_s']:.2f} s = {100 * row['noop_share']:.1f} % of the full build; "
             f"{row['files_written']} files written; largest node {row['largest_node']} links",
             flush=True,
         )
+        row.update(measure_search(out))
+        rows.append(row)
     print(
         "\n| scenes | full build | items/s | peak RSS (writer / worker) | no-op rebuild | files written "
         "| items.parquet | query first / median | brute-force scan |"

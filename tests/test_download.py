@@ -104,8 +104,8 @@ def test_a_cut_body_keeps_what_arrived_and_resumes_with_range(host, tmp_path: Pa
 
 
 def test_fsync_only_when_asked(emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """os.fsync is counted, not replaced. Files always appear by an atomic rename; ``fsync=True`` flushes each one (band files and
-    bundle members) to disk before it; the default does not wait for the disk."""
+    """os.fsync is counted, not replaced. Files always appear by an atomic rename; ``fsync=True``
+    flushes each one (band files and bundle members) to disk before it; the default does not wait."""
     synced: list[int] = []
     real = os.fsync
 

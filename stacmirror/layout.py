@@ -4,7 +4,7 @@
 
     OUT/catalog.json
     OUT/<dataset>/collection.json                                 children: one catalog per WRS path
-    OUT/<dataset>/items.parquet                                   the items as stac-geoparquet
+    OUT/<dataset>/items.parquet/<PPP>.parquet                     the items as stac-geoparquet, per WRS path
     OUT/<dataset>/<PPP>/catalog.json                              children: one catalog per WRS row
     OUT/<dataset>/<PPP>/<RRR>/catalog.json                        the items (or years, past 1 000)
     OUT/<dataset>/<PPP>/<RRR>/catalog-<YYYY>.json                 a year's items, in a split row
@@ -73,8 +73,12 @@ class Mirror:
         return self.root / dataset / "collection.json"
 
     def items_parquet(self, dataset: str) -> Path:
-        """The collection's items as stac-geoparquet (for queries and the STAC API)."""
+        """The collection's items as stac-geoparquet (for queries and the STAC API): a folder with
+        one file per WRS path, read as one table."""
         return self.root / dataset / "items.parquet"
+
+    def items_partition(self, dataset: str, wrs_path: int) -> Path:
+        return self.items_parquet(dataset) / f"{wrs_path:03d}.parquet"
 
     def collection_parquets(self) -> dict[str, Path]:
         """Collection id → its items.parquet, for every collection that has one: the datasets',
@@ -85,6 +89,16 @@ class Mirror:
                 {self.crop_collection_id(d.name): d / "items.parquet" for d in _subdirs(self.crops_dir)}
             )
         return {name: path for name, path in found.items() if path.exists()}
+
+    def collection_parquet_files(self) -> dict[str, list[Path]]:
+        """Collection id → the Parquet files of its items.parquet (a dataset's partitions, or a crop
+        stack's one file), for every collection that has any."""
+        found = {}
+        for name, path in self.collection_parquets().items():
+            files = sorted(path.glob("[0-9]*.parquet")) if path.is_dir() else [path]
+            if files:
+                found[name] = files
+        return found
 
     def collection_file(self, collection_id: str) -> Path:
         """The collection.json of a dataset or of a crop stack, by collection id."""
@@ -137,7 +151,7 @@ class Mirror:
         root = str(self.root)
         for dataset_dir in self.dataset_dirs():
             dataset = dataset_dir.name
-            for path_name in _names(str(dataset_dir)):
+            for path_name in filter(str.isdigit, _names(str(dataset_dir))):  # not items.parquet
                 path_dir = os.path.join(str(dataset_dir), path_name)
                 for row_name in _names(path_dir):
                     row_dir = os.path.join(path_dir, row_name)

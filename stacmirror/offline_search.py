@@ -49,7 +49,9 @@ def queryables(out: str | Path, collection: str | None = None) -> dict[str, dict
     """The item properties one can filter on, as JSON Schema fragments, read from the parquet
     schema: every scalar column (lists and objects, such as ``proj:shape``, are left out)."""
     mirror = Mirror(Path(out))
-    files = [p for name, p in mirror.collection_parquets().items() if collection in (None, name)]
+    files = [
+        f for name, fs in mirror.collection_parquet_files().items() if collection in (None, name) for f in fs
+    ]
     if not files:
         return {}
     import duckdb
@@ -195,7 +197,12 @@ def search(
     wanted = [collection] if isinstance(collection, str) else collection
     if not mirror.catalog_path.exists():
         raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: stacmirror catalog)")
-    files = [p for name, p in mirror.collection_parquets().items() if wanted is None or name in wanted]
+    files = [
+        f
+        for name, fs in mirror.collection_parquet_files().items()
+        if wanted is None or name in wanted
+        for f in fs
+    ]
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise InvalidInput("limit", f"must be a whole number >= 1, got {limit!r}")
     if not isinstance(offset, int) or offset < 0:

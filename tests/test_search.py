@@ -63,14 +63,34 @@ def brute_force(out: Path, *, area=None, start=None, end=None, cloud_max=None, p
     return sorted(found)
 
 
+def _partitions(out: Path) -> list[Path]:
+    return sorted(Mirror(out).items_parquet(DATASET).glob("*.parquet"))
+
+
+def _assert_sorted_partitions(out: Path) -> list[dict]:
+    """Each partition holds one WRS path's items, sorted by space, then time; all share one schema.
+    Returns every item, in the folder's order."""
+    files = _partitions(out)
+    schemas = {str(pq.read_schema(f).remove_metadata()) for f in files}
+    assert len(schemas) == 1, "every partition in the collection's schema"
+    everything = []
+    for file in files:
+        items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(file)))
+        assert {i["properties"]["landsat:wrs_path"] for i in items} == {file.stem}
+        keys = [(z_order(*_centre(i["bbox"])), i["properties"]["datetime"]) for i in items]
+        assert keys == sorted(keys)
+        everything += items
+    return everything
+
+
 def test_parquet_holds_every_item_sorted_by_space_then_time(mirror: Path) -> None:
-    table = pq.read_table(Mirror(mirror).items_parquet(DATASET))
+    table = pq.read_table(Mirror(mirror).items_parquet(DATASET))  # the folder reads as one table
     assert table.num_rows == 400
-    items = list(stac_geoparquet.arrow.stac_table_to_items(table))
+    items = _assert_sorted_partitions(mirror)
+    assert [i["id"] for i in items] == table.column("id").to_pylist()
     on_disk = {p.stem for p in item_files(Mirror(mirror).collection_path(DATASET))}
     assert {i["id"] for i in items} == on_disk
-    keys = [z_order(*_centre(i["bbox"])) for i in items]
-    assert keys == sorted(keys)
+    assert len(_partitions(mirror)) == len({i["properties"]["landsat:wrs_path"] for i in items}) > 10
     first = items[0]
     assert first["assets"]["mtl.txt"]["href"].startswith("./")  # relative to the collection folder
     assert (Mirror(mirror).collection_path(DATASET).parent / first["assets"]["mtl.txt"]["href"]).exists()
@@ -87,9 +107,9 @@ def test_parquet_reads_in_geopandas_and_rustac(mirror: Path) -> None:
     on_disk = {p.stem: json.loads(p.read_text()) for p in item_files(Mirror(mirror).collection_path(DATASET))}
     for row in frame.head(20).itertuples():
         assert row.geometry.equals(shape(on_disk[row.id]["geometry"]))
-    collection = rustac.read_sync(str(parquet))
-    assert {item["id"] for item in collection["features"]} == set(on_disk)
-    first = collection["features"][0]
+    features = [f for part in _partitions(mirror) for f in rustac.read_sync(str(part))["features"]]
+    assert {item["id"] for item in features} == set(on_disk)
+    first = features[0]
     assert first["properties"]["eo:cloud_cover"] == on_disk[first["id"]]["properties"]["eo:cloud_cover"]
 
 
@@ -99,11 +119,11 @@ def test_a_parquet_of_many_batches_stays_in_order(tmp_path: Path, monkeypatch) -
 
     monkeypatch.setattr(parquet_module, "BATCH", 7)
     out = tmp_path / "m"
-    write_metadata_mirror(out, synthetic_records(120, seed=13))
+    # one WRS path (three rows), so that its partition takes many batches
+    write_metadata_mirror(out, synthetic_records(120, seed=13, tiles=[(42, 30), (42, 31), (42, 32)]))
     stacmirror.build_catalog(out, workers=1)
-    items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(Mirror(out).items_parquet(DATASET))))
-    keys = [(z_order(*_centre(i["bbox"])), i["properties"]["datetime"]) for i in items]
-    assert len(items) == 120 and keys == sorted(keys)
+    assert [p.name for p in _partitions(out)] == ["042.parquet"]
+    assert len(_assert_sorted_partitions(out)) == 120
 
 
 @pytest.mark.parametrize(
@@ -173,80 +193,108 @@ def test_query_command_prints_ids_json_and_geojson(mirror: Path, tmp_path: Path)
     assert bad.returncode == 2 and bad.stderr.startswith("stacmirror: error: --start")
 
 
-def _full_rewrite(out: Path, tmp_path: Path, rewrite) -> pa.Table:
-    """What a full rewrite (``rewrite``: parquet._rewrite) of the collection's items.parquet holds."""
-    from stacmirror.catalog.parquet import item_order
+def _full_rewrite(out: Path) -> pa.Table:
+    """What a full rewrite of the collection's items.parquet holds: every partition rebuilt from the
+    item files (the folder removed first, so no partition can be merged)."""
+    from stacmirror.catalog.parquet import remove_items_parquet, write_items_parquet
     from stacmirror.catalog.state import CatalogState
 
     mirror = Mirror(out)
+    remove_items_parquet(mirror.items_parquet(DATASET))
     state = CatalogState(mirror)
-    order = item_order(state, DATASET)
+    write_items_parquet(mirror, state, DATASET)
     state.close()
-    rewrite(mirror, tmp_path / "full.parquet", order, mirror.collection_path(DATASET).parent)
-    return pq.read_table(tmp_path / "full.parquet")
+    return pq.read_table(mirror.items_parquet(DATASET))
+
+
+TILES = [(p, r) for p in (17, 18, 120, 200) for r in (30, 31)]
 
 
 def test_parquet_follows_added_changed_and_removed_scenes_by_merging(tmp_path: Path, monkeypatch) -> None:
     from stacmirror.catalog import parquet as parquet_module
 
-    rewrites = []
-    real_rewrite = parquet_module._rewrite
-    monkeypatch.setattr(parquet_module, "_rewrite", lambda *a: rewrites.append(1) or real_rewrite(*a))
+    rewrites, merges = [], []
+    real_rewrite, real_merge = parquet_module._rewrite, parquet_module._merge
+    monkeypatch.setattr(parquet_module, "_rewrite", lambda *a: rewrites.append(a[1]) or real_rewrite(*a))
+    monkeypatch.setattr(parquet_module, "_merge", lambda *a: merges.append(a[2]) or real_merge(*a))
     out = tmp_path / "m"
     mirror = Mirror(out)
-    records = list(synthetic_records(60, seed=9))
-    write_metadata_mirror(out, records[:50])
+    records = list(synthetic_records(60, seed=9, tiles=TILES))
+    write_metadata_mirror(out, [r for r in records[:50] if r.path != 200])
     stacmirror.build_catalog(out, workers=1)
-    assert len(rewrites) == 1  # the first file is written whole
+    assert len(rewrites) == 3 and not merges  # each partition built whole from its items
+    assert [p.name for p in _partitions(out)] == ["017.parquet", "018.parquet", "120.parquet"]
 
-    write_metadata_mirror(out, records[50:])  # 10 new scenes
-    gone = records[0].display_id(2)
-    shutil.rmtree(mirror.scene_dir(DATASET, gone))  # one removed
-    changed = records[1].display_id(2)  # one changed: its cloud cover
+    # 10 new scenes (on paths 17, 18, 120 and the new 200), one scene of path 18 removed, one of
+    # path 17 changed (its cloud cover); path 120 gets no change but its new scenes
+    write_metadata_mirror(out, [r for r in records if r.path == 200 or r in records[50:]])
+    on_18 = [r.display_id(2) for r in records[:50] if r.path == 18]
+    gone = on_18[0]
+    shutil.rmtree(mirror.scene_dir(DATASET, gone))
+    changed = next(r.display_id(2) for r in records[:50] if r.path == 17)
     mtl = next(mirror.scene_dir(DATASET, changed).glob("*_MTL.txt"))
     text = mtl.read_text()
     old_cloud = re.search(r"CLOUD_COVER = (\S+)", text)[1]
     new_cloud = "12.34" if old_cloud != "12.34" else "56.78"
     mtl.write_text(re.sub(r"CLOUD_COVER = \S+", f"CLOUD_COVER = {new_cloud}", text))
+    rewrites.clear()
     stacmirror.build_catalog(out, workers=1)
-    assert len(rewrites) == 1, "merged, not rewritten"
+    assert len(rewrites) == 1 and rewrites[0].name == ".200.parquet.tmp"  # a new path: built whole
+    assert sorted(m.name for m in merges) == [".017.parquet.tmp", ".018.parquet.tmp", ".120.parquet.tmp"]
     merged = pq.read_table(mirror.items_parquet(DATASET))
     assert merged.num_rows == 59 and gone not in merged.column("id").to_pylist()
     row = merged.column("id").to_pylist().index(changed)
     assert merged.column("eo:cloud_cover")[row].as_py() == float(new_cloud)
-    full = _full_rewrite(out, tmp_path, real_rewrite)
+    _assert_sorted_partitions(out)
+    full = _full_rewrite(out)
     assert merged.equals(full) and merged.schema.equals(full.schema, check_metadata=True)
 
     from stacmirror.catalog.parquet import write_items_parquet
     from stacmirror.catalog.state import CatalogState
 
-    # an item lacking a property the others have is still merged: the file's column takes a null
+    # a removal alone is seen by the partition's row count, and only that partition is written
+    untouched = {p.name: p.stat().st_mtime_ns for p in _partitions(out)}
+    shutil.rmtree(mirror.scene_dir(DATASET, on_18[1]))
+    rewrites.clear(), merges.clear()
+    stacmirror.build_catalog(out, workers=1)
+    assert [m.name for m in merges] == [".018.parquet.tmp"] and not rewrites
+    assert {p.name for p in _partitions(out) if p.stat().st_mtime_ns != untouched[p.name]} == {"018.parquet"}
+    assert on_18[1] not in pq.read_table(mirror.items_parquet(DATASET)).column("id").to_pylist()
+
+    # an item lacking a property the others have is merged: its column takes a null
     state = CatalogState(mirror)
-    entries = iter(list(state.entries(DATASET))[:2])
+    entries = iter([e for e in state.entries(DATASET) if e["wrs_path"] == 120][:2])
     entry = next(entries)
     lacking = json.loads((out / entry["item"]).read_text())
     del lacking["properties"]["view:sun_azimuth"]
     (out / entry["item"]).write_text(json.dumps(lacking))
     state.put(entry)
+    rewrites.clear()
     write_items_parquet(mirror, state, DATASET)
-    assert len(rewrites) == 1, "merged, not rewritten"
+    assert not rewrites, "merged, not rebuilt"
     merged = pq.read_table(mirror.items_parquet(DATASET))
     row = merged.column("id").to_pylist().index(lacking["id"])
     assert merged.column("view:sun_azimuth")[row].as_py() is None
-    assert merged.equals(_full_rewrite(out, tmp_path, real_rewrite))
+    assert merged.equals(_full_rewrite(out))
 
-    # an item whose schema differs (a property no other item has) is written by a full rewrite
+    # an item with a property no other item has: its partition is merged, and every other one is
+    # brought to the new schema, so the folder still reads as one table
     entry = next(entries)
     item_file = out / entry["item"]
     item = json.loads(item_file.read_text())
     item["properties"]["test:extra"] = 1.5
     item_file.write_text(json.dumps(item))
     state.put(entry)  # as the catalog step does when it writes an item
+    rewrites.clear()
     write_items_parquet(mirror, state, DATASET)
     state.close()
-    assert len(rewrites) == 2
+    assert not rewrites
+    _assert_sorted_partitions(out)
     table = pq.read_table(mirror.items_parquet(DATASET))
-    assert table.num_rows == 59 and "test:extra" in table.column_names
+    assert table.num_rows == 58 and "test:extra" in table.column_names
+    row = table.column("id").to_pylist().index(item["id"])
+    assert table.column("test:extra")[row].as_py() == 1.5
+    assert table.equals(_full_rewrite(out))
 
 
 def test_a_damaged_parquet_is_rewritten(tmp_path: Path) -> None:
@@ -254,10 +302,30 @@ def test_a_damaged_parquet_is_rewritten(tmp_path: Path) -> None:
     records = list(synthetic_records(10, seed=14))
     write_metadata_mirror(out, records[:9])
     stacmirror.build_catalog(out, workers=1)
-    Mirror(out).items_parquet(DATASET).write_bytes(b"not parquet")
+    damaged = _partitions(out)[0]
+    damaged.write_bytes(b"not parquet")
     write_metadata_mirror(out, records[9:])
     assert stacmirror.build_catalog(out, workers=1).ok
     assert pq.read_table(Mirror(out).items_parquet(DATASET)).num_rows == 10
+    assert pq.read_table(damaged).num_rows >= 1
+    lost = _partitions(out)[-1]
+    lost.unlink()  # a partition lost: the next run writes it again, though no item changed
+    assert stacmirror.build_catalog(out, workers=1).ok and lost.exists()
+    assert pq.read_table(Mirror(out).items_parquet(DATASET)).num_rows == 10
+
+
+def test_a_single_file_from_an_earlier_version_becomes_partitions(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    records = list(synthetic_records(10, seed=15))
+    write_metadata_mirror(out, records[:9])
+    stacmirror.build_catalog(out, workers=1)
+    folder = Mirror(out).items_parquet(DATASET)
+    table = pq.read_table(folder)
+    shutil.rmtree(folder)
+    pq.write_table(table, folder)  # one file where the folder goes, as versions before wrote
+    write_metadata_mirror(out, records[9:])
+    assert stacmirror.build_catalog(out, workers=1).ok
+    assert folder.is_dir() and pq.read_table(folder).num_rows == 10
 
 
 def test_a_parquet_write_that_never_happened_is_made_up_by_the_next_run(tmp_path: Path, monkeypatch) -> None:

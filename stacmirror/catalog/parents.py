@@ -15,7 +15,7 @@ from typing import Any
 from ..fileio import relative_href, write_json_atomic
 from ..layout import Mirror
 from .constants import EXT, STAC_VERSION
-from .parquet import write_items_parquet
+from .parquet import partitions_missing, remove_items_parquet, write_items_parquet
 from .state import CatalogState
 from .templates import load_template
 
@@ -63,9 +63,9 @@ def write_parents(mirror: Mirror, state: CatalogState, dirty: set[tuple[str, int
         collection_path = mirror.collection_path(dataset)
         if dataset in changed:
             result.parents_written += write_if_changed(collection_path, _collection(mirror, state, dataset))
-        # also when a run died between its items and the parquet: items are still pending
-        parquet = mirror.items_parquet(dataset)
-        if dataset in changed or not parquet.exists() or state.parquet_pending(dataset):
+        # also when a run died between its items and the parquet (items are still pending), or a
+        # partition file went missing
+        if dataset in changed or state.parquet_pending(dataset) or partitions_missing(mirror, state, dataset):
             write_items_parquet(mirror, state, dataset)
             result.parents_written += 1
         title = json.loads(collection_path.read_text()).get("title", dataset)
@@ -91,7 +91,7 @@ def write_parents(mirror: Mirror, state: CatalogState, dirty: set[tuple[str, int
     for dataset_dir in mirror.dataset_dirs():
         if dataset_dir.name not in datasets:
             mirror.collection_path(dataset_dir.name).unlink(missing_ok=True)
-            mirror.items_parquet(dataset_dir.name).unlink(missing_ok=True)
+            remove_items_parquet(mirror.items_parquet(dataset_dir.name))
     result.parents_written += write_if_changed(mirror.catalog_path, root)
 
 

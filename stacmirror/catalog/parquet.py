@@ -1,28 +1,32 @@
-"""``OUT/<collection>/items.parquet``: the collection's items as stac-geoparquet, one row per item.
+"""``OUT/<dataset>/items.parquet/<PPP>.parquet``: the collection's items as stac-geoparquet, one
+file per WRS path, one row per item.
 
-Rows are sorted by space (a Z-order curve over the footprint's centre), then time, then item path,
-so that row groups cover compact areas and readers can skip most of the file for a spatial query.
-Asset hrefs are made relative to the collection folder, where the file lives; relative links are
-left out.
+A folder of partitions rather than one file so that keeping it in step costs the paths that
+changed, not the collection: at a million scenes a path holds a few thousand items, and merging a
+few changed items rewrites a few small files instead of the whole table. Parquet readers read the
+folder as one table (pyarrow, geopandas, DuckDB with ``items.parquet/*.parquet``): every partition
+has the same schema, the union of all of them with columns and struct fields sorted by name.
 
-Kept in step by the catalog step, two ways, both streaming so memory does not grow with the
-number of items:
+Within a partition rows are sorted by space (a Z-order curve over the footprint's centre), then
+time, then item path, so that row groups cover compact areas. Asset hrefs are made relative to the
+collection folder; relative links are left out.
 
-* **merged**, when few items changed: the rows of the current file are copied a batch at a time
-  as Arrow data, without the rows of removed or rewritten items, and the rewritten and new items
-  (the state database lists them) are parsed and slotted in at their place in the order. Only if
-  their Arrow schema equals the file's (a new property or asset would change it), and the file is
-  in the expected order;
-* **rewritten** otherwise: every item file is read a batch at a time and stac-geoparquet spills
-  its batches to disk to unify their schema.
+A partition is written again when it has pending items (the state database lists the items
+written since), or when its row count disagrees with the state's (an item removed, a file lost
+or damaged), two ways, with the same rows in the same order (a test compares them):
 
-Either way the result has the same rows in the same order; a test compares the two.
+* **merged**: the rows of its current file, without those of removed or rewritten items, plus
+  the rewritten and new items parsed from their files, sorted;
+* **rebuilt** from its items' files, a batch at a time, when there is no usable file.
+
+Each partition is replaced atomically. A killed run leaves its items pending, so the next run
+writes their partitions again.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +35,11 @@ from typing import Any
 import orjson
 
 from ..fileio import relative_href
+from ..landsat import ProductId
 from ..layout import Mirror
 from .state import CatalogState
 
 BATCH = 2_000
-MERGE_SHARE = 0.2  # merge while at most this share of the items changed; rewrite beyond it
 
 
 def z_order(lon: float, lat: float, bits: int = 16) -> int:
@@ -58,11 +62,9 @@ def _centre(bbox: list[float]) -> tuple[float, float]:
     return lon, (south + north) / 2.0
 
 
-def _items(
-    mirror: Mirror, order: list[tuple[int, str, str]], collection_dir: Path
-) -> Iterator[dict[str, Any]]:
-    for _, _, rel in order:
-        path = mirror.root / rel
+def _items(mirror: Mirror, order: list[tuple[Any, ...]], collection_dir: Path) -> Iterator[dict[str, Any]]:
+    for key in order:
+        path = mirror.root / key[2]
         item = orjson.loads(path.read_bytes())
         for asset in item.get("assets", {}).values():
             href = str(asset.get("href", ""))
@@ -72,37 +74,121 @@ def _items(
         yield item
 
 
-def item_order(state: CatalogState, dataset: str) -> list[tuple[int, str, str]]:
-    """(Z-order key, datetime, item path) of the dataset's items, in the order of the file's rows."""
+def partition_order(state: CatalogState, dataset: str, wrs_path: int) -> list[tuple[int, str, str, str]]:
+    """(Z-order key, datetime, item path, id) of one WRS path's items, in the order of its rows."""
     return sorted(
-        (z_order(*_centre(e["bbox"])), e["datetime"], e["item"])
-        for e in state.entries(dataset, columns=("bbox", "datetime", "item"))
+        (z_order(*_centre(e["bbox"])), e["datetime"], e["item"], e["id"])
+        for e in state.entries(dataset, wrs_path=wrs_path, columns=("bbox", "datetime", "item", "id"))
     )
 
 
 def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> int:
-    """Bring the dataset's items.parquet in step with its items; returns its row count (0: the file
-    is removed)."""
-    target = mirror.items_parquet(dataset)
-    order = item_order(state, dataset)
-    if not order:
-        target.unlink(missing_ok=True)
+    """Bring the dataset's items.parquet folder in step with its items; returns its row count (0:
+    the folder is removed).
+
+    Only the partitions (WRS paths) with pending items, or whose row count disagrees with the
+    state (items removed, a file lost or damaged), are written again; then every partition is
+    brought to the collection's schema, so the folder reads as one table."""
+    import pyarrow as pa
+
+    folder = mirror.items_parquet(dataset)
+    counts = state.path_counts(dataset)
+    if folder.is_file():  # one file, as versions before the partitioning wrote: written again
+        folder.unlink()
+    if not counts:
+        remove_items_parquet(folder)
         state.parquet_written(dataset)
         return 0
-    collection_dir = mirror.collection_path(dataset).parent
-    tmp = target.with_name(f".{target.name}.tmp")
+    folder.mkdir(parents=True, exist_ok=True)
     mirror.state_dir.mkdir(parents=True, exist_ok=True)
-    pending = state.parquet_pending(dataset)
-    merged = (
-        target.exists()
-        and len(pending) <= max(BATCH, MERGE_SHARE * len(order))
-        and _merge(mirror, target, tmp, order, pending, collection_dir)
-    )
-    if not merged:
-        _rewrite(mirror, tmp, order, collection_dir)
-    os.replace(tmp, target)
+    for entry in folder.iterdir():  # partitions of paths no longer held; leftovers of a killed run
+        number = entry.name.removesuffix(".parquet")
+        if entry.name.startswith(".") or not number.isdigit() or int(number) not in counts:
+            entry.unlink()
+    pending: dict[int, set[str]] = {}
+    for rel in state.parquet_pending(dataset):
+        pid = ProductId.maybe(Path(rel).stem)  # an item file is named <id>.json
+        if pid is not None:
+            pending.setdefault(pid.path, set()).add(rel)
+    footers = {p: _footer(mirror.items_partition(dataset, p)) for p in counts}
+    touched = [p for p in counts if p in pending or footers[p] is None or footers[p][0] != counts[p]]
+    collection_dir = mirror.collection_path(dataset).parent
+    schemas = {p: footer[1] for p, footer in footers.items() if footer is not None and p not in touched}
+    staged: dict[int, Path] = {}
+    try:
+        for p in touched:
+            target = mirror.items_partition(dataset, p)
+            staged[p] = target.with_name(f".{target.name}.tmp")
+            order = partition_order(state, dataset, p)
+            schema = None
+            if footers[p] is not None:
+                schema = _merge(mirror, target, staged[p], order, pending.get(p, set()), collection_dir)
+            if schema is None:  # no file, or one not in step: this path's items, from their files
+                schema = _rewrite(mirror, staged[p], order, collection_dir)
+            schemas[p] = schema
+        common = _canonical(pa.unify_schemas(list(schemas.values()), promote_options="permissive"))
+        for p, schema in sorted(schemas.items()):
+            if not schema.equals(common, check_metadata=False):  # lacks fields other paths have
+                target = mirror.items_partition(dataset, p)
+                source = staged.get(p, target)
+                staged[p] = target.with_name(f".{target.name}.tmp")
+                _conform_file(source, common, staged[p])
+        for p, tmp in sorted(staged.items()):
+            os.replace(tmp, mirror.items_partition(dataset, p))
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
     state.parquet_written(dataset)
-    return len(order)
+    return sum(counts.values())
+
+
+def partitions_missing(mirror: Mirror, state: CatalogState, dataset: str) -> bool:
+    """Whether a WRS path the dataset holds has no partition file (a listing; nothing is read)."""
+    folder = mirror.items_parquet(dataset)
+    held = {e.name for e in os.scandir(folder)} if folder.is_dir() else set()
+    return any(f"{p:03d}.parquet" not in held for p in state.paths(dataset))
+
+
+def remove_items_parquet(path: Path) -> None:
+    """Remove a collection's items.parquet: a folder of partitions, or one file."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _footer(path: Path) -> tuple[int, Any] | None:
+    """(row count, Arrow schema) of a partition file, or None when it is missing or not Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.ParquetFile(path)
+        return metadata.metadata.num_rows, metadata.schema_arrow
+    except (pa.ArrowException, OSError):
+        return None
+
+
+def _canonical_type(kind: Any) -> Any:
+    import pyarrow as pa
+
+    if pa.types.is_struct(kind):
+        fields = sorted((kind.field(i) for i in range(kind.num_fields)), key=lambda f: f.name)
+        return pa.struct([f.with_type(_canonical_type(f.type)) for f in fields])
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_canonical_type(kind.value_type)))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_canonical_type(kind.value_type)))
+    return kind
+
+
+def _canonical(schema: Any) -> Any:
+    """The schema with its columns and struct fields sorted by name: the union of the partitions'
+    schemas is then the same whichever partitions were written, and in whatever order."""
+    import pyarrow as pa
+
+    fields = sorted(schema, key=lambda f: f.name)
+    return pa.schema([f.with_type(_canonical_type(f.type)) for f in fields], metadata=schema.metadata)
 
 
 def write_parquet_of(mirror: Mirror, item_files: list[Path], target: Path) -> int:
@@ -119,10 +205,10 @@ def write_parquet_of(mirror: Mirror, item_files: list[Path], target: Path) -> in
     return len(order)
 
 
-def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[int, str, str]], collection_dir: Path) -> None:
-    """Every item, a batch at a time: each batch is parsed and spilled to a numbered Parquet file,
-    their schemas are unified, and the files are read back in order in the unified schema (missing
-    fields become nulls) and streamed into ``tmp``.
+def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[Any, ...]], collection_dir: Path) -> Any:
+    """These items, a batch at a time, into ``tmp``; returns its (canonical) schema. Each batch is
+    parsed and spilled to a numbered Parquet file, their schemas are unified, and the files are
+    read back in order in the unified schema (missing fields become nulls) and streamed out.
 
     This is what stac-geoparquet's "ChunksToDisk" does, except for the order: it reads its chunk
     files back as a dataset, in the order of their names (0, 1, 10, 11, ..., 2, ...), which
@@ -147,6 +233,7 @@ def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[int, str, str]], colle
             elif not schema.equals(table.schema):
                 schema = pa.unify_schemas([schema, table.schema], promote_options="permissive")
             del table, chunk
+        schema = _canonical(schema)
 
         def batches() -> Iterator[Any]:
             for path in files:
@@ -154,91 +241,62 @@ def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[int, str, str]], colle
                 yield from chunk.to_batches()  # one file's rows, in their order
 
         to_parquet(pa.RecordBatchReader.from_batches(schema, batches()), tmp)
+    return schema
 
 
 def _merge(
     mirror: Mirror,
     target: Path,
     tmp: Path,
-    order: list[tuple[int, str, str]],
+    order: list[tuple[int, str, str, str]],
     pending: set[str],
     collection_dir: Path,
-) -> bool:
-    """Write ``tmp`` from ``target`` and the pending items; False (and nothing kept) when the
-    pending items' schema differs from the file's or the file is not in the expected order."""
+) -> Any:
+    """Write ``tmp`` from the partition file ``target`` (its rows but those of removed and pending
+    items) and the pending items, in order; returns its schema, or None (nothing kept) when the
+    file does not hold exactly the unchanged items once each: it is then rebuilt instead.
+
+    One WRS path's rows are held in memory: a few thousand even at a million scenes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from stac_geoparquet.arrow import parse_stac_items_to_arrow
+    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
     try:
-        current = pq.ParquetFile(target)
-    except (pa.ArrowException, OSError):  # not a Parquet file any more (damaged by hand?): rewrite
-        return False
-    schema = current.schema_arrow
-    key_of = {Path(key[2]).stem: key for key in order}  # an item file is named <id>.json
+        current = pq.read_table(target)
+    except (pa.ArrowException, OSError):  # damaged since its footer was read
+        return None
+    key_of = {key[3]: key for key in order}
     fresh = [key for key in order if key[2] in pending]
-    replaced = {Path(rel).stem for rel in pending}
-    added = None
+    replaced = {key[3] for key in fresh}
+    ids = current.column("id").to_pylist()
+    kept = current.filter(pa.array([i in key_of and i not in replaced for i in ids], pa.bool_()))
+    tables = [kept]
     if fresh:
-        added = parse_stac_items_to_arrow(_items(mirror, fresh, collection_dir), chunk_size=BATCH).read_all()
-        if not added.schema.equals(schema, check_metadata=False):
-            added = _conform(added, schema, tmp)
-            if added is None:
-                return False
-        added = added.replace_schema_metadata(schema.metadata)
-
-    def in_order(table: pa.Table) -> pa.Table:
-        keys = [key_of[i] for i in table.column("id").to_pylist()]
-        return table.take(sorted(range(len(keys)), key=keys.__getitem__))
-
-    taken, last, written = 0, None, 0
+        items = _items(mirror, fresh, collection_dir)
+        tables.append(parse_stac_items_to_arrow(items, chunk_size=BATCH).read_all())
     try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for batch in current.iter_batches(batch_size=BATCH):
-                ids = batch.column("id").to_pylist()
-                keep = [i in key_of and i not in replaced for i in ids]
-                kept_keys = [key_of[i] for i, k in zip(ids, keep, strict=True) if k]
-                if not kept_keys:
-                    continue
-                if kept_keys != sorted(kept_keys) or (last is not None and kept_keys[0] < last):
-                    raise _OutOfOrder
-                last = kept_keys[-1]
-                kept = pa.Table.from_batches([batch], schema=schema).filter(pa.array(keep))
-                upto = bisect.bisect_right(fresh, last, lo=taken)
-                if added is not None and upto > taken:
-                    kept = in_order(pa.concat_tables([kept, added.slice(taken, upto - taken)]))
-                    taken = upto
-                writer.write_table(kept)
-                written += kept.num_rows
-            if added is not None and taken < len(fresh):
-                writer.write_table(added.slice(taken))
-                written += len(fresh) - taken
-        if written != len(order):  # the file missed items the state has: it was not in step
-            raise _OutOfOrder
-    except _OutOfOrder:
-        tmp.unlink(missing_ok=True)
-        return False
-    return True
+        schema = _canonical(pa.unify_schemas([t.schema for t in tables], promote_options="permissive"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None  # a column whose type changed: the rebuild reports it if it is real
+    table = pa.concat_tables([_conform(t, schema, tmp) for t in tables])
+    ids = table.column("id").to_pylist()
+    if len(ids) != len(order) or len(set(ids)) != len(ids):
+        return None
+    keys = [key_of[i] for i in ids]
+    to_parquet(table.take(sorted(range(len(keys)), key=keys.__getitem__)), tmp)
+    return schema
 
 
-def _conform(table: Any, schema: Any, tmp: Path) -> Any:
-    """``table`` in the file's ``schema`` when that holds everything the table has (the common case:
-    a few items lack properties or assets others have), else None.
-
-    The table goes through a Parquet file read back as a dataset with the file's schema, which
-    fills the missing struct fields and columns with nulls, as stac-geoparquet does when it
-    unifies its chunks."""
-    import pyarrow as pa
+def _conform(table: Any, schema: Any, scratch: Path) -> Any:
+    """``table`` in ``schema``, which holds every field the table has: through a Parquet file read
+    back as a dataset with that schema, which orders the fields by name and fills the missing
+    struct fields and columns with nulls, as stac-geoparquet does when it unifies its chunks."""
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    try:
-        unified = pa.unify_schemas([schema, table.schema], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
-    if not unified.equals(schema, check_metadata=False):
-        return None  # the items bring something the file has no column for
-    part = tmp.with_name(tmp.name + ".part")
+    if table.schema.equals(schema, check_metadata=False):
+        return table.replace_schema_metadata(schema.metadata)
+    part = scratch.with_name(scratch.name + ".part")
     try:
         pq.write_table(table, part)
         return ds.dataset(part, schema=schema, format="parquet").to_table()
@@ -246,6 +304,12 @@ def _conform(table: Any, schema: Any, tmp: Path) -> Any:
         part.unlink(missing_ok=True)
 
 
-class _OutOfOrder(Exception):
-    """The current file is not what this version would have written: not in its order, or not
-    holding every unchanged item."""
+def _conform_file(source: Path, schema: Any, tmp: Path) -> None:
+    """The partition file ``source`` written to ``tmp`` in the collection's ``schema``."""
+    import pyarrow.dataset as ds
+    from stac_geoparquet.arrow import to_parquet
+
+    table = ds.dataset(source, schema=schema, format="parquet").to_table()
+    part = tmp.with_name(tmp.name + ".part")
+    to_parquet(table, part)
+    os.replace(part, tmp)

@@ -118,6 +118,11 @@ class CatalogState:
         query = "SELECT item FROM parquet_pending WHERE dataset=?"
         return {r[0] for r in self._db.execute(query, (dataset,))}
 
+    def path_counts(self, dataset: str) -> dict[int, int]:
+        """WRS path → how many items the dataset has there (the partitions of items.parquet)."""
+        query = "SELECT wrs_path, COUNT(*) FROM scenes WHERE dataset=? GROUP BY wrs_path ORDER BY wrs_path"
+        return {r[0]: r[1] for r in self._db.execute(query, (dataset,))}
+
     def parquet_written(self, dataset: str) -> None:
         self._db.execute("DELETE FROM parquet_pending WHERE dataset=?", (dataset,))
 

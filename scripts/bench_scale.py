@@ -78,12 +78,13 @@ state._db.execute(
     "INSERT OR REPLACE INTO parquet_pending SELECT item, dataset FROM scenes WHERE dataset=? "
     "AND rowid % (SELECT MAX(1, COUNT(*) / 10) FROM scenes) = 0 LIMIT 10", ("landsat_ot_c2_l2",)
 )
-rewrites = []
-real = parquet._rewrite
+rewrites, merges = [], []
+real, real_merge = parquet._rewrite, parquet._merge
 parquet._rewrite = lambda *a: rewrites.append(1) or real(*a)
+parquet._merge = lambda *a: merges.append(1) or real_merge(*a)
 started = time.perf_counter()
 parquet.write_items_parquet(mirror, state, "landsat_ot_c2_l2")
-print(json.dumps({"seconds": time.perf_counter() - started, "merged": not rewrites,
+print(json.dumps({"seconds": time.perf_counter() - started, "merged": not rewrites, "partitions": len(merges),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -118,12 +119,12 @@ print(json.dumps({"first": first, "middle": middle, "world": world, "small": sma
 
 PARQUET = """
 import json, resource, sys, time
-from stacmirror.catalog.parquet import write_items_parquet
+from stacmirror.catalog.parquet import remove_items_parquet, write_items_parquet
 from stacmirror.catalog.state import CatalogState
 from stacmirror.layout import Mirror
 mirror = Mirror(sys.argv[1])
 state = CatalogState(mirror)
-mirror.items_parquet("landsat_ot_c2_l2").unlink(missing_ok=True)  # no file to merge into: written whole
+remove_items_parquet(mirror.items_parquet("landsat_ot_c2_l2"))  # nothing to merge into: written whole
 started = time.perf_counter()
 rows = write_items_parquet(mirror, state, "landsat_ot_c2_l2")
 print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows,
@@ -264,7 +265,7 @@ def measure_search(out: Path) -> dict:
     assert api["ids"] == scan_ids, "the STAC API and the scan disagree"
     print(
         f"  items.parquet written in {parquet['seconds']:.1f} s (peak RSS {parquet['rss_mb']:.0f} MB); "
-        f"10 changed items merged into it in "
+        f"10 changed items merged into it ({merge['partitions']} partitions written) in "
         f"{merge['seconds']:.2f} s (peak RSS {merge['rss_mb']:.0f} MB) = "
         f"{parquet['seconds'] / merge['seconds']:.0f}x faster than the rewrite\n"
         f"  query ({len(scan_ids)} matches): first "

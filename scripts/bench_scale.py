@@ -17,7 +17,8 @@ API of `stacmirror serve` over HTTP: the first and a middle page of an unfiltere
 same area + dates + cloud search followed through every page (which must also find them).
 `--search-only` times only the parquet, the query and the API, on catalogs already built.
 
-Usage: .venv/bin/python scripts/bench_scale.py [--sizes 1000,10000,100000] [--workers N] [--data DIR]
+Usage: .venv/bin/python scripts/bench_scale.py [--sizes 1000,10000,100000 | --sizes 1000000] [--workers N]
+       [--data DIR]
        [--search-only]
 """
 

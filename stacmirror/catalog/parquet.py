@@ -101,9 +101,9 @@ def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> in
         return 0
     folder.mkdir(parents=True, exist_ok=True)
     mirror.state_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {mirror.items_partition(dataset, p).name for p in counts}
     for entry in folder.iterdir():  # partitions of paths no longer held; leftovers of a killed run
-        number = entry.name.removesuffix(".parquet")
-        if entry.name.startswith(".") or not number.isdigit() or int(number) not in counts:
+        if entry.name not in wanted:
             entry.unlink()
     pending: dict[int, set[str]] = {}
     for rel in state.parquet_pending(dataset):
@@ -118,7 +118,7 @@ def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> in
     try:
         for p in touched:
             target = mirror.items_partition(dataset, p)
-            staged[p] = target.with_name(f".{target.name}.tmp")
+            staged[p] = _staging(target)
             order = partition_order(state, dataset, p)
             schema = None
             if footers[p] is not None:
@@ -131,7 +131,7 @@ def write_items_parquet(mirror: Mirror, state: CatalogState, dataset: str) -> in
             if not schema.equals(common, check_metadata=False):  # lacks fields other paths have
                 target = mirror.items_partition(dataset, p)
                 source = staged.get(p, target)
-                staged[p] = target.with_name(f".{target.name}.tmp")
+                staged[p] = _staging(target)
                 _conform_file(source, common, staged[p])
         for p, tmp in sorted(staged.items()):
             os.replace(tmp, mirror.items_partition(dataset, p))
@@ -146,7 +146,12 @@ def partitions_missing(mirror: Mirror, state: CatalogState, dataset: str) -> boo
     """Whether a WRS path the dataset holds has no partition file (a listing; nothing is read)."""
     folder = mirror.items_parquet(dataset)
     held = {e.name for e in os.scandir(folder)} if folder.is_dir() else set()
-    return any(f"{p:03d}.parquet" not in held for p in state.paths(dataset))
+    return any(mirror.items_partition(dataset, p).name not in held for p in state.paths(dataset))
+
+
+def _staging(partition: Path) -> Path:
+    """Where a partition is written before it replaces the file (hidden: no reader lists it)."""
+    return partition.with_name(f".{partition.name}.tmp")
 
 
 def remove_items_parquet(path: Path) -> None:

@@ -114,7 +114,8 @@ def main() -> None:
         # rest of a build is the one writer's (item JSON, parents, state, items.parquet)
         mirror = Mirror(out)
         ledger = Ledger.open_existing(mirror)
-        folders = sorted({p.parent for p in out.rglob("*_MTL.xml")})
+        mtls = sorted(str(p) for p in out.rglob("*_MTL.xml"))
+        folders = sorted({Path(p).parent for p in mtls})
         rounds = []
         for _ in range(3):
             started = time.perf_counter()
@@ -124,7 +125,6 @@ def main() -> None:
         worker_rate = len(folders) / sorted(rounds)[1]
         print(f"build_item, the worker task, in one process (median of 3 rounds): {worker_rate:.1f} items/s")
 
-        mtls = sorted(str(p) for p in out.rglob("*_MTL.xml"))
         try:
             python = tool_python("stactools-landsat")
             result = subprocess.run(

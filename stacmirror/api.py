@@ -102,9 +102,11 @@ def harvest(
     from .harvester.run import Harvest
     from .ledger import MirrorLock
 
+    from .storage import StoreMirror, is_store_url
+
     started = time.monotonic()
     options = HarvestOptions(
-        out=Path(out),
+        out=out if is_store_url(out) else Path(out),
         selection=selection,
         mode=mode,
         bands=bands,  # type: ignore[arg-type]
@@ -122,17 +124,24 @@ def harvest(
         command=command,
         fsync=fsync,
     )
-    MirrorLock(Mirror(options.out)).check_free()
+    # a store is opened and checked (bucket, credentials, an empty prefix or a mirror) before M2M is asked
+    store = StoreMirror.open(options.out) if isinstance(options.out, str) else None
+    (store or MirrorLock(Mirror(options.out))).check_free()
     if client is None:
         with connect(service_url, on_event=on_event, record=record) as own:
-            result = Harvest(own, options, on_event).run()
+            result = Harvest(own, options, on_event, store=store).run()
             result.api_calls = dict(own.calls)
     else:
         before = dict(client.calls)
-        result = Harvest(client, options, on_event).run()
+        result = Harvest(client, options, on_event, store=store).run()
         result.api_calls = {k: v - before.get(k, 0) for k, v in client.calls.items() if v - before.get(k, 0)}
     if catalog and not dry_run and result.files_downloaded + result.files_skipped:
-        result.catalog = build_catalog(out, on_event=on_event)
+        if store is not None:
+            ev.emitter(on_event)(
+                ev.Note("catalog not built: building it in an object store is not supported yet", "warning")
+            )
+        else:
+            result.catalog = build_catalog(out, on_event=on_event)
     result.elapsed = time.monotonic() - started
     return result
 

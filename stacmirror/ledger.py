@@ -77,6 +77,9 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()  # re-entered by statements inside transaction()
+        # a mirror in an object store: key -> size of the objects there, listed once per run (there is
+        # no file to stat); None: the files are on disk
+        self.present_sizes: dict[str, int] | None = None
 
     @classmethod
     def open_existing(cls, mirror: Mirror | Path) -> Ledger | None:
@@ -321,10 +324,13 @@ class Ledger:
         return [(old, when) for old, when in rows]
 
     def is_present(self, path: str) -> bool:
-        """Done in the ledger and still on disk with the recorded size."""
+        """Done in the ledger and still on disk (or in the store) with the recorded size."""
         record = self.file(path)
         if record is None or record.state != "done":
             return False
+        if self.present_sizes is not None:
+            size = self.present_sizes.get(path)
+            return size is not None and (record.size is None or size == record.size)
         target = self.out / path
         return target.is_file() and (record.size is None or target.stat().st_size == record.size)
 

@@ -14,7 +14,7 @@ from .render import human, make_renderer
 
 
 @click.command()
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", metavar="OUT")
 @selection_options
 @click.option(
     "--mode",
@@ -78,7 +78,7 @@ from .render import human, make_renderer
 @json_option
 @quiet_option
 def harvest(
-    out: Path,
+    out: str,
     mode: str | None,
     bands: str | None,
     file_groups: str | None,
@@ -101,7 +101,13 @@ def harvest(
 
     The request is recorded in OUT as a subscription, which `stacmirror sync OUT` re-runs. A product
     that replaces one the mirror holds (same acquisition, newer product id) is verified in full
-    before the old one is swapped out."""
+    before the old one is swapped out.
+
+    OUT is a folder, or an object store: s3://bucket/prefix (gs://, az://), with credentials and
+    endpoint from the standard environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    AWS_ENDPOINT_URL, AWS_PROFILE). Files stream straight into the store, each completed only once
+    verified; the ledger is kept in ~/.cache/stacmirror and uploaded to OUT/.stacmirror/ after each
+    run. The catalog is not yet built in a store (harvest only)."""
     from ..api import harvest as run_harvest
 
     selection = build_selection(kwargs)

@@ -268,6 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
             handle.seek(start)
             if cut_at is None and not bps:
                 self.connection.sendfile(handle, start, length)
+                self.server.service.count_bytes(length)
                 return
             while sent < length:
                 chunk = handle.read(min(CHUNK if not bps else max(1024, bps // 20), length - sent))
@@ -278,6 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 self.wfile.write(chunk)
                 sent += len(chunk)
+                self.server.service.count_bytes(len(chunk))
                 if bps:
                     ahead = sent / bps - (time.monotonic() - began)
                     if ahead > 0:

@@ -65,7 +65,12 @@ class Service(AuthEndpoints, DatasetEndpoints, SceneEndpoints, SceneListEndpoint
             "range_requests": 0,
             "file_requests": 0,
             "expired_urls": 0,
+            "file_bytes": 0,  # file body bytes sent (a resumed harvest is judged by them)
         }
+
+    def count_bytes(self, n: int) -> None:
+        with self._lock:
+            self.stats["file_bytes"] += n
 
     def set_scenes(self, scenes: list[SceneRecord]) -> None:
         """The archive the service lists from now on (the emulator's clock moved)."""

@@ -33,7 +33,7 @@ class Extracted:
     sha256: str
 
 
-def _check(member: tarfile.TarInfo) -> str | None:
+def check_member(member: tarfile.TarInfo) -> str | None:
     """The base name to extract to, None for a directory; raises for anything unsafe."""
     path = PurePosixPath(member.name)
     if member.name.startswith(("/", "\\")) or path.is_absolute() or ".." in path.parts or "\\" in member.name:
@@ -66,7 +66,7 @@ def extract_bundle(
         raise UnsafeArchiveError(f"{tar_path.name} is not a readable tar file ({exc})") from None
     with archive:
         members = archive.getmembers()
-        plan = [(m, _check(m)) for m in members]
+        plan = [(m, check_member(m)) for m in members]
         names = [name for _, name in plan if name]
         if len(names) != len(set(names)):
             raise UnsafeArchiveError(f"{tar_path.name} holds two members with the same file name")

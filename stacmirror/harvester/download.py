@@ -29,7 +29,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,10 @@ class IntegrityError(TransferError):
 
 @dataclass(frozen=True)
 class FileJob:
-    target: Path
+    target: Path  # its name decides the file-type check; a local download is renamed to it
     size: int | None  # advertised by download-options (None: unknown)
     sha256: str | None
+    sink: Any = None  # where the bytes go (None: a PartFile beside ``target``; else e.g. a StoreUpload)
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,10 @@ def fetch(
 ) -> FileResult:
     """Download ``job`` from ``url()``, retrying and resuming; raises TransferError when it gives up."""
     policy = policy or TransferPolicy()
+    if job.sink is None:
+        job = replace(job, sink=PartFile(job.target))
     current: dict[str, Any] = {"url": url(), "refreshes": 0, "deterministic": 0, "last": None}
-    resumed_from = partial_path(job.target).stat().st_size if partial_path(job.target).exists() else 0
+    resumed_from = job.sink.offset()
 
     def attempt() -> FileResult:
         try:
@@ -197,17 +200,60 @@ def fetch(
     return FileResult(result.size, result.sha256, resumed_from, attempts, result.note)
 
 
-def _hash_prefix(path: Path, length: int) -> hashlib._Hash:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        remaining = length
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            digest.update(chunk)
-            remaining -= len(chunk)
-    return digest
+class PartFile:
+    """A download's local sink: the hidden ``.<name>.part`` beside the target, kept across attempts
+    and runs (a resumed download appends to it), renamed onto the target once verified."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.part = partial_path(target)
+        self._handle: Any = None
+
+    def offset(self) -> int:
+        return self.part.stat().st_size if self.part.exists() else 0
+
+    def prefix_digest(self, length: int) -> hashlib._Hash:
+        digest = hashlib.sha256()
+        with self.part.open("rb") as handle:
+            remaining = length
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                remaining -= len(chunk)
+        return digest
+
+    def begin(self, offset: int) -> None:
+        self.part.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.part.open("r+b" if offset else "wb")
+        self._handle.seek(offset)
+        self._handle.truncate()
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+
+    def end(self, sync: bool) -> None:
+        if self._handle is None:
+            return
+        try:
+            if sync:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+        finally:
+            self._handle.close()
+            self._handle = None
+
+    def head(self) -> bytes:
+        with self.part.open("rb") as handle:
+            return handle.read(HEAD)
+
+    def discard(self) -> None:
+        self.end(False)
+        self.part.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        os.replace(self.part, self.target)
 
 
 def _transfer(
@@ -218,9 +264,8 @@ def _transfer(
     policy: TransferPolicy,
     transcript: Any = None,
 ) -> tuple[int, str, str | None]:
-    part = partial_path(job.target)
-    part.parent.mkdir(parents=True, exist_ok=True)
-    offset = part.stat().st_size if part.exists() else 0
+    sink = job.sink
+    offset = sink.offset()
     if job.size is not None and offset > job.size:
         offset = 0  # longer than the real file: not ours to trust
     headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -236,9 +281,9 @@ def _transfer(
         if status == 403:
             raise ExpiredURLError("HTTP 403 from the download host (signed URL expired or invalid)")
         if status == 416 and offset and offset == job.size:
-            return _finish(job, part, offset, _hash_prefix(part, offset))
+            return _finish(job, offset, sink.prefix_digest(offset))
         if status == 416:
-            part.unlink(missing_ok=True)
+            sink.discard()
             raise TransientError("HTTP 416 for a partial file; starting over")
         if status == 429 or status >= 500:
             raise TransientError(f"HTTP {status} from the download host")
@@ -251,54 +296,52 @@ def _transfer(
         if status == 206:
             match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
             if not match or int(match[1]) != offset:
-                part.unlink(missing_ok=True)
+                sink.discard()
                 raise TransientError("the host answered a different range; starting over")
         else:
             offset = 0  # the host ignored Range: take the whole file from the start
         length = response.headers.get("Content-Length")
         expected_total = offset + int(length) if length is not None and length.isdigit() else None
-        digest = _hash_prefix(part, offset) if offset else hashlib.sha256()
+        digest = sink.prefix_digest(offset) if offset else hashlib.sha256()
         written = offset
         head = None if offset else b""  # the first bytes, held until the file type can be checked
         unreported = 0
+        complete = False
         try:
-            with part.open("r+b" if offset else "wb") as handle:
-                handle.seek(offset)
-                handle.truncate()
-                for chunk in _body(response):
-                    if head is not None:
-                        head += chunk
-                        if len(head) < HEAD:
-                            continue
-                        _check_type(job.target, head)
-                        chunk, head = head, None
-                    handle.write(chunk)
-                    digest.update(chunk)  # hashlib releases the GIL on large buffers
-                    written += len(chunk)
-                    unreported += len(chunk)
-                    if on_bytes and unreported >= PROGRESS_STEP:
-                        on_bytes(unreported)
-                        unreported = 0
-                if head:  # a file shorter than HEAD bytes
+            sink.begin(offset)
+            for chunk in _body(response):
+                if head is not None:
+                    head += chunk
+                    if len(head) < HEAD:
+                        continue
                     _check_type(job.target, head)
-                    handle.write(head)
-                    digest.update(head)
-                    written += len(head)
-                    unreported += len(head)
-                if policy.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                    chunk, head = head, None
+                sink.write(chunk)
+                digest.update(chunk)  # hashlib releases the GIL on large buffers
+                written += len(chunk)
+                unreported += len(chunk)
+                if on_bytes and unreported >= PROGRESS_STEP:
+                    on_bytes(unreported)
+                    unreported = 0
+            if head:  # a file shorter than HEAD bytes
+                _check_type(job.target, head)
+                sink.write(head)
+                digest.update(head)
+                written += len(head)
+                unreported += len(head)
+            complete = True
         except _Dropped as exc:
             raise TransientError(f"connection dropped after {written} bytes ({exc})") from None
         except IntegrityError:
-            part.unlink(missing_ok=True)
+            sink.discard()
             raise
         finally:
+            sink.end(complete and policy.fsync)
             if on_bytes and unreported:
                 on_bytes(unreported)
         if expected_total is not None and written != expected_total:
             raise TransientError(f"connection dropped after {written} of {expected_total} bytes")
-        return _finish(job, part, written, digest, vouched=expected_total is not None)
+        return _finish(job, written, digest, vouched=expected_total is not None)
 
 
 _READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
@@ -330,12 +373,14 @@ def _check_type(target: Path, head: bytes) -> None:
 
 
 def _finish(
-    job: FileJob, part: Path, size: int, digest: hashlib._Hash, vouched: bool = True
+    job: FileJob, size: int, digest: hashlib._Hash, vouched: bool = True
 ) -> tuple[int, str, str | None]:
-    """Verify and rename into place. ``vouched``: Content-Length confirmed every byte arrived."""
+    """Verify, then commit (rename into place, or complete the upload). ``vouched``:
+    Content-Length confirmed every byte arrived."""
+    sink = job.sink
     hexdigest = digest.hexdigest()
     if job.sha256 and hexdigest != job.sha256.lower():
-        part.unlink(missing_ok=True)
+        sink.discard()
         raise IntegrityError(f"sha256 {hexdigest[:12]}... differs from the advertised checksum")
     note = None
     if job.size is not None and size != job.size:
@@ -343,9 +388,8 @@ def _finish(
             # no length, no checksum and fewer bytes than advertised: most likely a cut body
             raise TransientError(f"only {size} of the {job.size} advertised bytes arrived")
         note = f"{size} bytes, M2M advertised {job.size}"
-    with part.open("rb") as handle:
-        if not looks_like(job.target.name, handle.read(HEAD)):
-            part.unlink(missing_ok=True)
-            raise IntegrityError(f"the file does not look like a {job.target.suffix}")
-    os.replace(part, job.target)
+    if not looks_like(job.target.name, sink.head()):
+        sink.discard()
+        raise IntegrityError(f"the file does not look like a {job.target.suffix}")
+    sink.commit()
     return size, hexdigest, note

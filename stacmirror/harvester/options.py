@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..storage import is_store_url
 from .download import TransferPolicy
 from .selection import Selection
 
@@ -25,7 +26,7 @@ def _names(value: str | Iterable[str] | None) -> list[str]:
 
 @dataclass
 class HarvestOptions:
-    out: Path
+    out: Path | str  # a folder, or an object store's URL (s3://bucket/prefix)
     selection: Selection
     mode: str | None = None
     bands: list[str] = field(default_factory=list)
@@ -46,7 +47,7 @@ class HarvestOptions:
     fsync: bool = False  # flush each file to disk before its rename (see TransferPolicy.fsync)
 
     def __post_init__(self) -> None:
-        self.out = Path(self.out)
+        self.out = self.out.rstrip("/") if is_store_url(self.out) else Path(self.out)
         self.bands = _names(self.bands)
         self.file_groups = _names(self.file_groups)
         if self.fsync and not self.transfer.fsync:
@@ -79,7 +80,12 @@ class HarvestOptions:
             )
         if self.poll_interval <= 0 or self.poll_timeout < 0:
             raise InvalidInput("poll_interval", "poll_interval must be > 0 and poll_timeout >= 0")
-        if self.out.exists() and not self.out.is_dir():
+        if isinstance(self.out, str):
+            if self.keep_tar:
+                raise InvalidInput(
+                    "keep_tar", "an object-store mirror keeps no tar (bundles unpack as they stream)"
+                )
+        elif self.out.exists() and not self.out.is_dir():
             raise InvalidInput("out", f"{self.out} exists and is not a folder")
         if self.regions is None and self.selection.area is None:
             raise InvalidInput("area", "none given: give one, or regions")

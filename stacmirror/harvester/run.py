@@ -22,6 +22,7 @@ from ..landsat import ProductId
 from ..layout import Mirror
 from ..ledger import FileRecord, Ledger, MirrorLock
 from ..m2m import AccessDeniedError, M2MClient, Scene
+from ..storage import StoreMirror
 from .download import download_session
 from .options import HarvestOptions, HarvestResult
 from .plan import Want, choose, resolve_bands
@@ -68,12 +69,18 @@ class Harvest(Transfers):
         on_event: ev.EventHandler | None = None,
         *,
         locked: bool = False,
+        store: StoreMirror | None = None,
     ):
-        """``locked``: the caller holds the mirror's lock (a sync running its subscriptions)."""
+        """``locked``: the caller holds the mirror's lock (a sync running its subscriptions).
+        ``store``: the opened object store when ``options.out`` is a store URL (opened here if not)."""
         self.locked = locked
         self.client = client
         self.options = options
-        self.mirror = Mirror(options.out)
+        if store is None and isinstance(options.out, str):
+            store = StoreMirror.open(options.out)
+        self.store = store
+        # in a store, the layout is laid over the local cache: its relative paths are the object keys
+        self.mirror = store.local if store is not None else Mirror(options.out)
         self.emit = ev.emitter(on_event)
         self.summary = HarvestResult(options.out, dry_run=options.dry_run)
         self.label = f"{LABEL_PREFIX}{dt.datetime.now():%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
@@ -173,6 +180,8 @@ class Harvest(Transfers):
             suffixes, groups = None, None
         self.files = (suffixes, groups)
         if options.dry_run:
+            if self.store is not None:
+                self.store.pull_state()  # into the cache only: the store is not written
             with (
                 Ledger.snapshot(self.mirror) if self.mirror.ledger_path.exists() else nullcontext() as ledger
             ):
@@ -181,13 +190,37 @@ class Harvest(Transfers):
                     self.check_access()
                 self._dry_run(ledger, pending, suffixes, groups)
             return self.summary
-        fresh = not self.mirror.ledger_path.exists()
-        if fresh and scenes:
-            self.check_access()  # before the first byte is written into a new mirror
-        lock = MirrorLock(options.out)
+        lock = self.store if self.store is not None else MirrorLock(options.out)
+        if self.store is None:
+            fresh = not self.mirror.ledger_path.exists()
+            if fresh and scenes:
+                self.check_access()  # before the first byte is written into a new mirror
+        elif scenes:
+            self.check_access()  # the lock object is the first write, and it comes next
         if not self.locked:
             lock.acquire()
-        ledger = Ledger(options.out)
+        try:
+            if self.store is not None:
+                # under the lock: the ledger the last run (here or on another machine) left in the store
+                self.store.pull_state()
+                fresh = True  # access was checked above
+            self._run_locked(scenes, suffixes, groups, fresh)
+        finally:
+            try:
+                if self.store is not None:
+                    self.store.push_state()
+            finally:
+                if not self.locked:
+                    lock.release()
+        return self.summary
+
+    def _run_locked(
+        self, scenes: list[Scene], suffixes: set[str] | None, groups: set[str] | None, fresh: bool
+    ) -> None:
+        options = self.options
+        ledger = Ledger(self.mirror)
+        if self.store is not None:
+            ledger.present_sizes = self.store.sizes(options.selection.dataset)
         try:
             for old, new in finish_pending(self.mirror, ledger):
                 self._replaced(old, new)
@@ -208,9 +241,6 @@ class Harvest(Transfers):
                 )
         finally:
             ledger.close()
-            if not self.locked:
-                lock.release()
-        return self.summary
 
     def _subscribe(self, ledger: Ledger, scenes: list[Scene]) -> None:
         """Record what this harvest asked for (sync re-runs it) and the acquisitions it chose."""

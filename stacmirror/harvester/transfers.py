@@ -20,6 +20,7 @@ from .bundle import UnsafeArchiveError, extract_bundle
 from .download import FileJob, TransferError, TransferPolicy, fetch, image_extension
 from .plan import Want
 from .queue import DownloadQueue, Entry, sleep_until
+from .upload import BundleUpload, StoreUpload
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,9 @@ class Transfers:
         want = entry.want
         target = self._dir(want.display_id) / want.name
         rel = self.mirror.rel(target)
+        sink = self._store_sink(want, rel)
         part = partial_path(target)
-        done = part.stat().st_size if part.exists() else 0
+        done = part.stat().st_size if sink is None and part.exists() else 0
         self.emit(ev.FileStarted(rel, want.name, want.size, done))
         ledger.set_file(
             FileRecord(rel, want.display_id, want.name, want.kind, want.size, want.sha256, "downloading")
@@ -125,19 +127,25 @@ class Transfers:
         try:
             result = fetch(
                 session,
-                FileJob(target, want.size, want.sha256),
+                FileJob(target, want.size, want.sha256, sink),
                 lambda: str(entry.ready.url if entry.ready else ""),
                 refresh_url=lambda: self._refresh_url(entry),
                 transcript=self.client.transcript,
                 on_bytes=lambda n: self.emit(ev.BytesTransferred(rel, n)),
                 policy=self.options.transfer,
             )
+        except UnsafeArchiveError as exc:  # unpacked while streaming into a store: nothing was completed
+            self._fail(ledger, want.display_id, want, f"bundle refused: {exc}")
+            return
         except TransferError as exc:
             self._fail(ledger, want.display_id, want, str(exc))
             return
         except Exception as exc:
             self._fail(ledger, want.display_id, want, f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            if sink is not None:
+                sink.discard()  # an upload left open by a failure is aborted (after a commit: nothing)
         with self._lock:
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += result.size - result.resumed_from
@@ -149,11 +157,40 @@ class Transfers:
             ledger.set_file(
                 FileRecord(rel, want.display_id, want.name, want.kind, result.size, result.sha256, "done")
             )
+            self._landed(ledger, rel, result.size)
+            return
+        if sink is not None:  # its members are already in the store, completed after the bundle verified
+            folder = target.parent
+            for member in sink.members:
+                path = self.mirror.rel(folder / member.name)
+                ledger.set_file(
+                    FileRecord(
+                        path, want.display_id, member.name, "extracted", member.size, member.sha256, "done"
+                    )
+                )
+                self._landed(ledger, path, member.size)
+            ledger.set_file(
+                FileRecord(rel, want.display_id, want.name, "bundle", result.size, result.sha256, "done")
+            )
             return
         ledger.set_file(
             FileRecord(rel, want.display_id, want.name, "bundle", result.size, result.sha256, "downloaded")
         )
         self._unpack(ledger, want, target, rel, result.size, result.sha256)
+
+    def _store_sink(self, want: Want, rel: str) -> StoreUpload | BundleUpload | None:
+        """Where the bytes go in a mirror in an object store (None: the local disk)."""
+        if self.store is None:
+            return None
+        if want.kind == "bundle":
+            return BundleUpload(self.store.store, rel.rpartition("/")[0], want.name)
+        return StoreUpload(self.store.store, rel)
+
+    def _landed(self, ledger: Ledger, rel: str, size: int) -> None:
+        """A file is in the store now (there, the run's one listing stands in for stat)."""
+        if ledger.present_sizes is not None:
+            with self._lock:
+                ledger.present_sizes[rel] = size
 
     def _unpack(self, ledger: Ledger, want: Want, target: Path, rel: str, size: int, sha256: str) -> None:
         folder = target.parent
@@ -214,8 +251,13 @@ class Transfers:
                 continue
             misses = 0
             target = folder / f"{stem}{extension}"
-            os.replace(incoming, target)
             rel = self.mirror.rel(target)
+            if self.store is not None:  # a small image: fetched to the cache, then one put
+                self.store.put_bytes(rel, incoming.read_bytes())
+                incoming.unlink()
+                self._landed(ledger, rel, result.size)
+            else:
+                os.replace(incoming, target)
             ledger.set_file(
                 FileRecord(rel, scene.display_id, target.name, "browse", result.size, result.sha256, "done")
             )

@@ -1,0 +1,330 @@
+"""Mirrors in an object store: harvest straight into a real S3-protocol server (moto's server mode on
+127.0.0.1), bands and bundles, a second machine, kill -9 and resume, the lock, faults, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from stacmirror.emulator import Faults
+from stacmirror.errors import InvalidInput, MirrorBusy
+from stacmirror.storage import StoreMirror
+
+from . import s3 as s3h
+from .helpers import cli_env, harvest_argv, run_harvest
+
+pytest.importorskip("moto", reason="moto[server] is a test extra: pip install -e '.[test]'")
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory):
+    server = s3h.MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket, and the standard AWS environment pointing at the local server."""
+    name = f"mirror-{uuid.uuid4().hex[:12]}"
+    moto.client().create_bucket(Bucket=name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3h.KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3h.SECRET)
+    monkeypatch.setenv("AWS_REGION", s3h.REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return name
+
+
+def _state_free(found: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in found.items() if not k.startswith(".stacmirror/")}
+
+
+def _disk(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and ".stacmirror" not in p.relative_to(out).parts
+    }
+
+
+@pytest.mark.parametrize("mode", ["bands", "bundle"])
+def test_harvest_into_the_store_equals_the_same_harvest_on_disk(
+    emulator, moto, bucket: str, tmp_path: Path, mode: str
+) -> None:
+    kwargs = {"mode": "bands", "bands": ["red", "QA_PIXEL", "MTL"]} if mode == "bands" else {"mode": "bundle"}
+    url = f"s3://{bucket}/landsat/py"
+    summary, _ = run_harvest(emulator, url, max_scenes=2, **kwargs)
+    assert summary.files_failed == 0 and summary.files_downloaded > 0
+    disk = tmp_path / "disk"
+    local, _ = run_harvest(emulator, disk, max_scenes=2, **kwargs)
+    client = moto.client()
+    found = s3h.objects(client, bucket, "landsat/py")
+    assert _state_free(found) == _disk(disk)  # same keys, same bytes, file by file
+    if mode == "bundle":
+        assert not any(k.endswith(".tar") for k in found)  # unpacked while streaming, no tar kept
+        assert sum(k.endswith(".TIF") for k in found) > 10
+    assert ".stacmirror/ledger.sqlite" in found and ".stacmirror/lock" not in found
+    assert s3h.open_uploads(client, bucket) == []  # every multipart upload completed
+    cache = StoreMirror(url, None).cache
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix in (".TIF", ".txt", ".jpg")]
+
+
+def test_a_second_machine_continues_from_the_state_in_the_store(
+    emulator, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"s3://{bucket}/m"
+    first, _ = run_harvest(emulator, url, mode="bands", bands=["red", "MTL"], max_scenes=2)
+    assert first.files_downloaded == 2 * 4  # red and the three MTL files
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "another-machine"))
+    again, client = run_harvest(emulator, url, mode="bands", bands=["red", "MTL"], max_scenes=2)
+    assert again.files_downloaded == 0 and again.scenes_complete_before == 2
+    assert "download-request" not in client.calls
+    more, _ = run_harvest(emulator, url, mode="bands", bands=["red", "MTL"], max_scenes=3)
+    assert more.files_downloaded == 4 and more.scenes_complete_before == 2
+
+
+def test_a_deleted_object_is_fetched_again(emulator, moto, bucket: str) -> None:
+    url = f"s3://{bucket}/m"
+    run_harvest(emulator, url, mode="bands", bands=["red", "MTL"], max_scenes=1)
+    client = moto.client()
+    key = next(k for k in s3h.objects(client, bucket, "m") if k.endswith("_SR_B4.TIF"))
+    client.delete_object(Bucket=bucket, Key=f"m/{key}")
+    again, _ = run_harvest(emulator, url, mode="bands", bands=["red", "MTL"], max_scenes=1)
+    assert again.files_downloaded == 1
+    assert key in s3h.objects(client, bucket, "m")
+
+
+def test_kill_9_three_times_resumes_with_few_extra_bytes(make_emulator, moto, bucket: str) -> None:
+    emu = make_emulator(Faults(throttle_bps=400_000))
+    url = f"s3://{bucket}/killed"
+    common = ["--max-scenes", "3", "--no-catalog", "--no-browse", "--workers", "2", "--poll-interval", "0.1"]
+    argv = harvest_argv(url, *common, "--mode", "bands", "--bands", "red,green,blue,nir08,MTL", "--quiet")
+    env = cli_env(emu)
+    client = moto.client()
+    kills = 0
+    for _ in range(3):
+        before = len(s3h.objects(client, bucket, "killed"))
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(s3h.objects(client, bucket, "killed")) > before + 1:  # a file landed since the start
+                break
+            time.sleep(0.1)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=20)
+    assert kills == 3, "each run was killed mid-transfer"
+    emu.faults.throttle_bps = 0
+    result = subprocess.run(argv[:-1] + ["--json"], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["filesFailed"] == 0
+    found = _state_free(s3h.objects(client, bucket, "killed"))
+    served = {}
+    for scene in emu.service.scenes:
+        if scene.l2_generated is not None:
+            for pfile in emu.service.store.files(scene, 2).values():
+                served[pfile.name] = pfile
+    assert len(found) == 3 * 7  # four bands and the three MTL files
+    total, largest = 0, 0
+    for key, data in found.items():
+        pfile = served[key.rsplit("/", 1)[-1]]
+        assert hashlib.sha256(data).hexdigest() == pfile.sha256, key
+        total, largest = total + pfile.size, max(largest, pfile.size)
+    # the objects completed before each kill were kept: only the files in flight at a kill (two
+    # workers) came again, from their first byte (an upload cut by kill -9 cannot be taken up)
+    assert emu.service.stats["file_bytes"] <= total + kills * 2 * largest, (emu.service.stats, total)
+    assert ".stacmirror/lock" not in s3h.objects(client, bucket, "killed")
+
+
+def test_a_second_harvest_into_the_same_store_is_refused(emulator, moto, bucket: str) -> None:
+    client = moto.client()
+    holder = {"host": "another-machine", "pid": 4242, "since": time.time()}
+    client.put_object(Bucket=bucket, Key="busy/.stacmirror/lock", Body=json.dumps(holder).encode())
+    result = subprocess.run(
+        harvest_argv(f"s3://{bucket}/busy", "--no-catalog"),
+        env=cli_env(emulator),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "another harvest" in result.stderr, result.stderr
+    assert "another-machine" in result.stderr
+    assert emulator.service.stats["requests"] == 0
+    assert set(s3h.objects(client, bucket, "busy")) == {".stacmirror/lock"}
+
+
+def test_a_lock_left_by_a_dead_process_here_is_taken_over(emulator, moto, bucket: str) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    holder = {"host": socket.gethostname(), "pid": dead.pid, "since": time.time()}
+    client = moto.client()
+    client.put_object(Bucket=bucket, Key="m/.stacmirror/lock", Body=json.dumps(holder).encode())
+    summary, _ = run_harvest(emulator, f"s3://{bucket}/m", mode="bands", bands=["MTL"], max_scenes=1)
+    assert summary.files_failed == 0 and summary.files_downloaded >= 1
+    assert ".stacmirror/lock" not in s3h.objects(client, bucket, "m")
+
+
+def test_a_live_lock_object_refuses_the_library_too(emulator, bucket: str) -> None:
+    mirror = StoreMirror.open(f"s3://{bucket}/m")
+    mirror.acquire()
+    try:
+        with pytest.raises(MirrorBusy):
+            run_harvest(emulator, f"s3://{bucket}/m", mode="bands", bands=["MTL"], max_scenes=1)
+    finally:
+        mirror.release()
+
+
+def test_an_unsafe_bundle_member_completes_no_object(emulator, moto, bucket: str) -> None:
+    import io
+    import tarfile
+
+    from stacmirror.harvester.bundle import UnsafeArchiveError
+    from stacmirror.harvester.upload import BundleUpload
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        for name in ("LC08_B1.TIF", "../escape.TIF"):
+            info = tarfile.TarInfo(name)
+            info.size = 6 << 20
+            archive.addfile(info, io.BytesIO(b"x" * info.size))
+    body = data.getvalue()
+    sink = BundleUpload(StoreMirror.open(f"s3://{bucket}/u").store, "scene", "scene.tar")
+    sink.begin(0)
+    for start in range(0, len(body), 1 << 20):
+        sink.write(body[start : start + (1 << 20)])
+    with pytest.raises(UnsafeArchiveError, match="outside"):
+        sink.commit()
+    client = moto.client()
+    assert s3h.objects(client, bucket, "u") == {}
+    assert s3h.open_uploads(client, bucket) == []
+
+
+def test_a_store_that_answers_503_or_drops_connections_loses_nothing(
+    emulator, moto, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = s3h.FaultyProxy(moto.port, every=4)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        summary, _ = run_harvest(
+            emulator, f"s3://{bucket}/faulty", mode="bands", bands=["red", "QA_PIXEL", "MTL"], max_scenes=2
+        )
+    finally:
+        proxy.stop()
+    assert proxy.hits["faults"] >= 5
+    assert summary.files_failed == 0
+    found = _state_free(s3h.objects(moto.client(), bucket, "faulty"))
+    assert len(found) == 2 * 5 + 2  # two bands, three MTL files, a browse image
+    for scene in emulator.service.scenes:
+        if scene.l2_generated is None:
+            continue
+        for pfile in emulator.service.store.files(scene, 2).values():
+            for key, data in found.items():
+                if key.endswith("/" + pfile.name):
+                    assert hashlib.sha256(data).hexdigest() == pfile.sha256
+
+
+# -- bad input: one line, exit 2, nothing written --------------------------------------------------
+
+
+def _refused(argv_out: str, emulator, **env: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        harvest_argv(argv_out, "--no-catalog"),
+        env=cli_env(emulator, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result
+
+
+def test_an_unknown_scheme_is_refused(emulator) -> None:
+    result = _refused("ftp://host/mirror", emulator)
+    assert "unknown scheme ftp://" in result.stderr
+
+
+def test_a_missing_bucket_is_refused(emulator, moto, bucket: str) -> None:
+    result = _refused("s3://no-such-bucket-here/m", emulator)
+    assert "bucket does not exist" in result.stderr
+    assert emulator.service.stats["requests"] == 0
+
+
+def test_a_prefix_holding_other_things_is_refused(emulator, moto, bucket: str) -> None:
+    client = moto.client()
+    client.put_object(Bucket=bucket, Key="theirs/report.pdf", Body=b"%PDF")
+    result = _refused(f"s3://{bucket}/theirs", emulator)
+    assert "no mirror" in result.stderr and "report.pdf" in result.stderr
+    assert set(s3h.objects(client, bucket, "theirs")) == {"report.pdf"}
+
+
+def test_keep_tar_is_refused_for_a_store(emulator, bucket: str) -> None:
+    with pytest.raises(InvalidInput, match="keep_tar"):
+        run_harvest(emulator, f"s3://{bucket}/m", keep_tar=True)
+
+
+@pytest.fixture(scope="module")
+def auth_moto(tmp_path_factory: pytest.TempPathFactory):
+    """A moto server that checks credentials and IAM policies after the first four (set-up) requests:
+    a bucket and a read-only user."""
+    server = s3h.MotoServer(
+        tmp_path_factory.mktemp("moto-auth") / "moto.log", INITIAL_NO_AUTH_ACTION_COUNT="4"
+    )
+    server.client().create_bucket(Bucket="guarded")
+    iam = server.client("iam")
+    iam.create_user(UserName="reader")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"], "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
+    server.reader = iam.create_access_key(UserName="reader")["AccessKey"]
+    yield server
+    server.stop()
+
+
+def _aws(server, key: str, secret: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_REGION": s3h.REGION,
+        "AWS_ENDPOINT_URL": server.url,
+    }
+
+
+def test_wrong_credentials_are_refused_without_printing_them(emulator, auth_moto) -> None:
+    secret = "wrong-secret-" + uuid.uuid4().hex
+    result = _refused("s3://guarded/m", emulator, **_aws(auth_moto, "AKIAWRONGWRONGWRONG1", secret))
+    assert "credentials" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
+
+def test_no_permission_to_write_is_refused_and_writes_nothing(emulator, auth_moto) -> None:
+    reader = auth_moto.reader
+    env = _aws(auth_moto, reader["AccessKeyId"], reader["SecretAccessKey"])
+    result = _refused("s3://guarded/m", emulator, **env)
+    assert "no permission to write" in result.stderr, result.stderr
+    assert reader["SecretAccessKey"] not in result.stderr
+    listing = auth_moto.client(key=reader["AccessKeyId"], secret=reader["SecretAccessKey"]).list_objects_v2(
+        Bucket="guarded"
+    )
+    assert listing.get("KeyCount", 0) == 0
+    assert os.environ.get("AWS_SECRET_ACCESS_KEY") != reader["SecretAccessKey"]
+
+
+def test_the_credentials_never_reach_results_or_reprs(emulator, bucket: str) -> None:
+    summary, _ = run_harvest(emulator, f"s3://{bucket}/m", mode="bands", bands=["MTL"], max_scenes=1)
+    text = json.dumps(summary.to_dict()) + repr(StoreMirror.open(f"s3://{bucket}/m"))
+    assert f"s3://{bucket}/m" in text
+    assert s3h.SECRET not in text and s3h.KEY not in text

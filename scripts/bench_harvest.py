@@ -12,9 +12,13 @@ Prints three figures, each against a baseline measured in the same run:
 2. peak RSS of a ``stacmirror harvest`` process fetching one full-size product bundle (goal < 150 MB),
    next to the bundle's size;
 3. API calls for 10 and 100 scenes x 1 and 10 bands, logout included (goal: <= 12, flat in bands and
-   scenes while the files fit one download-request).
+   scenes while the files fit one download-request);
+4. with ``--store``: the same harvest into an S3 store (moto's server on 127.0.0.1, a test extra)
+   against the harvest to the local disk, alternating rounds, transfers capped like a network link
+   (goal <= 1.10), and the peak RSS of a bundle streamed and unpacked into the store (goal < 200 MB).
 
 Usage: .venv/bin/python scripts/bench_harvest.py [--scenes 3] [--workers 4] [--repeat 3] [--data DIR]
+       [--store] [--store-only]
 The first run generates the full-size scenes (minutes); they are cached under --data.
 """
 
@@ -67,7 +71,7 @@ def warm(emu: Emulator, scenes) -> None:
         print(f"  scene {i}/{len(scenes)} ready ({time.monotonic() - started:.0f} s)", flush=True)
 
 
-def harvest_args(out: Path, scenes, workers: int, extra: list[str]) -> list[str]:
+def harvest_args(out: Path | str, scenes, workers: int, extra: list[str]) -> list[str]:
     start = min(s.acquired for s in scenes).isoformat()
     end = max(s.acquired for s in scenes).isoformat()
     return [
@@ -136,13 +140,20 @@ def notebook_urls(emu: Emulator, scenes) -> list[str]:
     return result.stdout.split()
 
 
-def time_harvest(emu: Emulator, scenes, workers: int, out: Path) -> tuple[float, int, int, float]:
-    """Wall time, files, bytes and the harvest process's peak RSS (MB, its own getrusage)."""
+def time_harvest(
+    emu: Emulator, scenes, workers: int, out: Path | str, env: dict[str, str] | None = None
+) -> tuple[float, int, int, float]:
+    """Wall time, files, bytes and the harvest process's peak RSS (MB, its own getrusage). ``out``
+    may be a store URL (files and bytes are then not counted here: 0, 0)."""
     args = harvest_args(out, scenes, workers, ["--bands", ",".join(BANDS)])
     command = [sys.executable, "-c", PEAK_RSS, *args[args.index("harvest") :]]
     started = time.monotonic()
-    result = subprocess.run(command, env=env_for(emu), check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        command, env={**env_for(emu), **(env or {})}, check=True, capture_output=True, text=True
+    )
     elapsed = time.monotonic() - started
+    if isinstance(out, str):
+        return elapsed, 0, 0, peak_rss_mb(result.stderr)
     files = [p for p in out.rglob("*") if p.is_file() and ".stacmirror" not in p.parts]
     return elapsed, len(files), sum(p.stat().st_size for p in files), peak_rss_mb(result.stderr)
 
@@ -249,6 +260,80 @@ def bench_memory(emu: Emulator, scene, repeat: int) -> None:
     )
 
 
+def bench_store(emu: Emulator, scenes, workers: int, repeat: int) -> None:
+    """The harvest into an S3 store against the same harvest to the local disk, ``repeat``
+    alternating rounds each (a fresh prefix per round, emptied after it), the medians compared;
+    then the peak RSS of one bundle streamed and unpacked into the store."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.s3 import KEY, REGION, SECRET, MotoServer, objects
+
+    with tempfile.TemporaryDirectory() as logs:
+        server = MotoServer(Path(logs) / "moto.log")
+        try:
+            s3 = server.client()
+            s3.create_bucket(Bucket="bench")
+            env = {
+                "AWS_ACCESS_KEY_ID": KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET,
+                "AWS_REGION": REGION,
+                "AWS_ENDPOINT_URL": server.url,
+                "XDG_CACHE_HOME": str(Path(logs) / "cache"),
+            }
+            disk, store, store_peaks = [], [], []
+            stored = 0
+            for round_ in range(repeat):
+                order = ("disk", "store") if round_ % 2 == 0 else ("store", "disk")
+                with tempfile.TemporaryDirectory() as tmp:
+                    for step in order:
+                        os.sync()
+                        if step == "disk":
+                            elapsed, count, size, _ = time_harvest(emu, scenes, workers, Path(tmp) / "h")
+                            disk.append(elapsed)
+                        else:
+                            url = f"s3://bench/round-{round_}"
+                            elapsed, _, _, rss = time_harvest(emu, scenes, workers, url, env)
+                            store.append(elapsed)
+                            store_peaks.append(rss)
+                            found = objects(s3, "bench", f"round-{round_}")
+                            stored = sum(len(v) for k, v in found.items() if not k.startswith(".stacmirror/"))
+                            for key in found:
+                                s3.delete_object(Bucket="bench", Key=f"round-{round_}/{key}")
+            runs = lambda times: ", ".join(f"{t:.2f}" for t in times)  # noqa: E731
+            disk_time, store_time = statistics.median(disk), statistics.median(store)
+            print(f"object store (moto on 127.0.0.1), {label_of(emu)}: {count} files, {size / 1e6:.0f} MB")
+            print(f"  harvest to the local disk: {disk_time:6.2f} s (runs {runs(disk)})")
+            print(
+                f"  harvest into s3://: {store_time:6.2f} s (runs {runs(store)}; {stored / 1e6:.0f} MB), "
+                f"peak RSS {max(store_peaks):.0f} MB"
+            )
+            print(f"  ratio store / disk: {store_time / disk_time:.2f}  (goal <= 1.10)")
+            peaks = []
+            for round_ in range(repeat):
+                url = f"s3://bench/bundle-{round_}"
+                args = harvest_args(url, scenes[:1], 1, [])
+                command = [sys.executable, "-c", PEAK_RSS, *args[args.index("harvest") :]]
+                result = subprocess.run(
+                    command, env={**env_for(emu), **env}, check=True, capture_output=True, text=True
+                )
+                peaks.append(peak_rss_mb(result.stderr))
+                members = objects(s3, "bench", f"bundle-{round_}")
+                for key in members:
+                    s3.delete_object(Bucket="bench", Key=f"bundle-{round_}/{key}")
+            bundle = emu.service.store.files(scenes[0], 2)["tar"].size
+            print(
+                f"  memory: one bundle of {bundle / 1e6:.0f} MB streamed, verified and unpacked into S3 "
+                f"({len(members) - 1} objects); peak RSS {max(peaks):.0f} MB, the largest of "
+                f"{', '.join(f'{p:.0f}' for p in peaks)} (goal < 200 MB)"
+            )
+        finally:
+            server.stop()
+
+
+def label_of(emu: Emulator) -> str:
+    bps = emu.faults.throttle_bps
+    return f"each transfer capped at {bps / 1e6:.0f} MB/s" if bps else "loopback, unthrottled"
+
+
 def bench_calls(data: Path) -> None:
     print("API calls per harvest (small scenes), login to logout (goal <= 12, flat in bands):")
     print("  scenes  bands  calls  by endpoint")
@@ -279,6 +364,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of harvest and curl (medians)")
     parser.add_argument("--data", type=Path, default=Path.home() / ".cache" / "stacmirror" / "bench-emulator")
+    parser.add_argument("--store", action="store_true", help="also harvest into S3 (moto) against disk")
+    parser.add_argument("--store-only", action="store_true", help="only the object-store figures")
     args = parser.parse_args()
     if shutil.which("curl") is None:
         sys.exit("curl is needed for the baseline (apt-get install curl)")
@@ -286,6 +373,12 @@ def main() -> None:
         scenes = newest_scenes(emu, args.scenes)
         print(f"preparing {len(scenes)} full-size scenes under {args.data} (cached after the first run)")
         warm(emu, scenes)
+        if args.store or args.store_only:
+            emu.faults.throttle_bps = 25_000_000
+            bench_store(emu, scenes, args.workers, args.repeat)
+            emu.faults.throttle_bps = 0
+            if args.store_only:
+                return
         bench_throughput(emu, scenes, args.workers, args.repeat, "loopback, unthrottled (CPU-bound)", 1.10)
         emu.faults.throttle_bps = 25_000_000  # each transfer at most 25 MB/s, like a real network link
         bench_throughput(emu, scenes, args.workers, args.repeat, "each transfer capped at 25 MB/s", 1.02)

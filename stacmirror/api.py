@@ -101,7 +101,6 @@ def harvest(
     from .harvester.options import HarvestOptions
     from .harvester.run import Harvest
     from .ledger import MirrorLock
-
     from .storage import StoreMirror, is_store_url
 
     started = time.monotonic()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from .options import json_option, parallel_options, quiet_option
+from .options import LocalMirror, json_option, parallel_options, quiet_option
 from .render import make_renderer
 
 
 @click.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Rebuild every item, even unchanged ones.")
 @parallel_options
 @json_option
@@ -40,7 +40,7 @@ def catalog(
 
 
 @click.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--schemas",
     type=click.Path(file_okay=False, path_type=Path),

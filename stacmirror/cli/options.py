@@ -11,6 +11,23 @@ from typing import Any
 
 import click
 
+from ..storage import is_store_url
+
+
+class LocalMirror(click.Path):
+    """A mirror folder: a store URL gets a clear refusal (only `harvest` writes into a store so far),
+    not a folder named ``s3:`` created by mistake."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if is_store_url(value):
+            command = ctx.info_name if ctx is not None else "this command"
+            self.fail(
+                f"{value}: `{command}` does not work on object storage yet; only `harvest` writes to a store",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
 # InvalidInput.field -> the flag a user typed; anything else is "--" + field with "-" for "_".
 FLAGS = {
     "area": "area (--aoi, --bbox or --wkt)",
@@ -129,7 +146,7 @@ def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Which stacks: shared by `stacks` and `crop`."""
     return apply(
         [
-            click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+            click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path)),
             click.option("--collection", help="Only this collection (dataset alias)."),
             click.option(
                 "--min-scenes",

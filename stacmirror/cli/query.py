@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from ..fileio import write_json_atomic
+from .options import LocalMirror
 
 
 @click.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
 @click.option("--collection", help="Only this collection: a dataset, or crop-<stack id> for a crop stack.")
 @click.option("--bbox", help="Items whose geometry intersects W,S,E,N (W > E crosses the antimeridian).")
 @click.option("--aoi", type=click.Path(path_type=Path), help="Items whose geometry intersects this GeoJSON.")

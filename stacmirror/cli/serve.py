@@ -9,11 +9,11 @@ import click
 
 from ..errors import InvalidInput, NotACatalog
 from ..layout import Mirror
-from .options import serve_until_interrupted
+from .options import LocalMirror, serve_until_interrupted
 
 
 @click.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free)."
 )
@@ -65,7 +65,7 @@ def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool, offl
 
 
 @click.command(name="map")
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--html",
     "html_out",

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from .options import json_option, quiet_option, record_option, service_option
+from .options import LocalMirror, json_option, quiet_option, record_option, service_option
 from .render import human, make_renderer
 
 
 @click.command()
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=LocalMirror(file_okay=False, path_type=Path))
 @service_option
 @click.option(
     "--dry-run",
@@ -142,7 +142,7 @@ def report_lines(result) -> list[str]:
 
 
 @click.command()
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=LocalMirror(file_okay=False, path_type=Path))
 @click.option("--remove", "remove", type=int, metavar="N", help="Drop subscription N (no file is deleted).")
 @json_option
 def subscriptions(out: Path, remove: int | None, as_json: bool) -> None:

@@ -265,7 +265,15 @@ def bench_store(emu: Emulator, scenes, workers: int, repeat: int) -> None:
     alternating rounds each (a fresh prefix per round, emptied after it), the medians compared;
     then the peak RSS of one bundle streamed and unpacked into the store."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.s3 import KEY, REGION, SECRET, MotoServer, objects
+    from tests.s3 import KEY, REGION, SECRET, MotoServer
+
+    def listed(s3, prefix: str) -> dict[str, int]:
+        """Key -> size, without reading a body: this process must stay small, since a child started
+        by fork inherits its peak RSS into the child's getrusage figure."""
+        found = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix):
+            found.update({e["Key"]: e["Size"] for e in page.get("Contents", [])})
+        return found
 
     with tempfile.TemporaryDirectory() as logs:
         server = MotoServer(Path(logs) / "moto.log")
@@ -294,10 +302,10 @@ def bench_store(emu: Emulator, scenes, workers: int, repeat: int) -> None:
                             elapsed, _, _, rss = time_harvest(emu, scenes, workers, url, env)
                             store.append(elapsed)
                             store_peaks.append(rss)
-                            found = objects(s3, "bench", f"round-{round_}")
-                            stored = sum(len(v) for k, v in found.items() if not k.startswith(".stacmirror/"))
+                            found = listed(s3, f"round-{round_}/")
+                            stored = sum(v for k, v in found.items() if "/.stacmirror/" not in k)
                             for key in found:
-                                s3.delete_object(Bucket="bench", Key=f"round-{round_}/{key}")
+                                s3.delete_object(Bucket="bench", Key=key)
             runs = lambda times: ", ".join(f"{t:.2f}" for t in times)  # noqa: E731
             disk_time, store_time = statistics.median(disk), statistics.median(store)
             print(f"object store (moto on 127.0.0.1), {label_of(emu)}: {count} files, {size / 1e6:.0f} MB")
@@ -316,9 +324,9 @@ def bench_store(emu: Emulator, scenes, workers: int, repeat: int) -> None:
                     command, env={**env_for(emu), **env}, check=True, capture_output=True, text=True
                 )
                 peaks.append(peak_rss_mb(result.stderr))
-                members = objects(s3, "bench", f"bundle-{round_}")
+                members = listed(s3, f"bundle-{round_}/")
                 for key in members:
-                    s3.delete_object(Bucket="bench", Key=f"bundle-{round_}/{key}")
+                    s3.delete_object(Bucket="bench", Key=key)
             bundle = emu.service.store.files(scenes[0], 2)["tar"].size
             print(
                 f"  memory: one bundle of {bundle / 1e6:.0f} MB streamed, verified and unpacked into S3 "

@@ -25,8 +25,8 @@ from typing import Any
 from .bundle import CHUNK, Extracted, UnsafeArchiveError, check_member
 from .download import HEAD, TransientError
 
-PART_SIZE = 8 << 20  # the multipart part size (S3 needs >= 5 MiB but for the last part)
-PART_CONCURRENCY = 2  # parts in flight per object
+PART_SIZE = 5 << 20  # S3's smallest part: the shortest tail to upload at the commit (files up to 52 GB)
+PART_CONCURRENCY = 4  # parts in flight per object
 QUEUE_CHUNKS = 4  # chunks waiting between the download and the upload thread
 _DONE = object()
 

@@ -20,6 +20,7 @@ from .harvester.options import HarvestResult
 from .harvester.selection import Selection
 from .layout import Mirror
 from .m2m import Credentials, M2MClient
+from .storage import local_folder
 
 __all__ = [
     "CropResult",
@@ -164,7 +165,7 @@ def build_catalog(
     """
     from .catalog.build import build_catalog as build
 
-    root = Path(out)
+    root = local_folder(out, "build_catalog()")
     if not root.is_dir():
         raise InvalidInput("out", f"{root} is not a folder")
     return build(root, force=force, workers=workers, dask=dask, executor=executor, on_event=on_event)
@@ -180,7 +181,7 @@ def validate(out: str | Path, *, schemas: str | Path | None = None):
     """
     from .catalog.validate import validate_catalog
 
-    root = Path(out)
+    root = local_folder(out, "validate()")
     if not root.is_dir():
         raise InvalidInput("out", f"{root} is not a folder")
     return validate_catalog(root, Path(schemas) if schemas is not None else None)
@@ -204,7 +205,7 @@ def find_stacks(
     from .cropper.stacks import GROUP_BY
     from .cropper.stacks import find_stacks as find
 
-    mirror = Mirror(Path(out))
+    mirror = Mirror(local_folder(out, "find_stacks()"))
     if not mirror.catalog_path.exists():
         raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: build_catalog)")
     if group_by not in GROUP_BY:
@@ -267,7 +268,7 @@ def crop(
     from .cropper.crop import crop_stack, raster_asset_keys
     from .executors import check_workers, executor_for
 
-    mirror = Mirror(Path(out))
+    mirror = Mirror(local_folder(out, "crop()"))
     stacks = list(stacks)
     wanted: set[str] | None = None
     if assets is not None:
@@ -327,7 +328,7 @@ def sync(
     from .syncer import run_sync
 
     started = time.monotonic()
-    root = Path(out)
+    root = local_folder(out, "sync()")
     if not root.is_dir():
         raise InvalidInput("out", f"{root} is not a folder")
     options = {
@@ -356,7 +357,7 @@ def subscriptions(out: str | Path) -> list[Any]:
     """The subscriptions recorded in the mirror ``out`` (a list of ``Subscription``, by number)."""
     from .syncer import read_subscriptions
 
-    return read_subscriptions(Mirror(Path(out)))
+    return read_subscriptions(Mirror(local_folder(out, "subscriptions()")))
 
 
 def remove_subscription(out: str | Path, number: int) -> Any:
@@ -365,7 +366,7 @@ def remove_subscription(out: str | Path, number: int) -> Any:
     from .harvester.subscription import check_number
     from .ledger import Ledger, MirrorLock
 
-    mirror = Mirror(Path(out))
+    mirror = Mirror(local_folder(out, "remove_subscription()"))
     found = check_number(subscriptions(mirror.root), number)
     lock = MirrorLock(mirror)
     lock.acquire()

@@ -47,6 +47,16 @@ def is_store_url(out: Any) -> bool:
     return isinstance(out, str) and URL.match(out) is not None
 
 
+def local_folder(out: Any, what: str) -> Path:
+    """``out`` as a folder; a store URL is refused in one line (only the harvest works on a store so
+    far), instead of becoming a folder named ``s3:``."""
+    if is_store_url(out):
+        raise InvalidInput(
+            "out", f"{out}: {what} does not work on object storage yet; only harvest writes to a store"
+        )
+    return Path(out)
+
+
 def _cache_root() -> Path:
     base = os.environ.get("STACMIRROR_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "stacmirror"

@@ -20,7 +20,7 @@ from stacmirror.errors import InvalidInput, MirrorBusy
 from stacmirror.storage import StoreMirror
 
 from . import s3 as s3h
-from .helpers import cli_env, harvest_argv, run_harvest
+from .helpers import STACMIRROR, cli_env, harvest_argv, run_harvest
 
 pytest.importorskip("moto", reason="moto[server] is a test extra: pip install -e '.[test]'")
 
@@ -328,3 +328,22 @@ def test_the_credentials_never_reach_results_or_reprs(emulator, bucket: str) -> 
     text = json.dumps(summary.to_dict()) + repr(StoreMirror.open(f"s3://{bucket}/m"))
     assert f"s3://{bucket}/m" in text
     assert s3h.SECRET not in text and s3h.KEY not in text
+
+
+@pytest.mark.parametrize("command", ["catalog", "query", "sync", "serve", "crop", "validate"])
+def test_commands_that_work_on_folders_refuse_a_store_url(command: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*STACMIRROR, command, "s3://bucket/mirror"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "does not work on object storage yet" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []  # no folder named s3: made by mistake
+
+
+def test_the_library_refuses_a_store_url_where_it_needs_a_folder(tmp_path: Path, monkeypatch) -> None:
+    import stacmirror
+
+    monkeypatch.chdir(tmp_path)
+    for call in (stacmirror.items, stacmirror.query, stacmirror.build_catalog, stacmirror.sync):
+        with pytest.raises(InvalidInput, match="object storage"):
+            call("s3://bucket/mirror")
+    assert list(tmp_path.iterdir()) == []

@@ -28,6 +28,7 @@ class LocalMirror(click.Path):
             )
         return super().convert(value, param, ctx)
 
+
 # InvalidInput.field -> the flag a user typed; anything else is "--" + field with "-" for "_".
 FLAGS = {
     "area": "area (--aoi, --bbox or --wkt)",

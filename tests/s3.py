@@ -68,7 +68,11 @@ def objects(s3, bucket: str, prefix: str = "") -> dict[str, bytes]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for entry in page.get("Contents", []):
             key = entry["Key"]
-            found[key[len(prefix) :].lstrip("/")] = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            try:
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except s3.exceptions.NoSuchKey:  # deleted since the listing (a running harvest's lock)
+                continue
+            found[key[len(prefix) :].lstrip("/")] = body
     return found
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from stacmirror.emulator import Faults
 from stacmirror.errors import InvalidInput, MirrorBusy
+from stacmirror.ledger import Ledger
 from stacmirror.storage import StoreMirror
 
 from . import s3 as s3h
@@ -73,6 +74,11 @@ def test_harvest_into_the_store_equals_the_same_harvest_on_disk(
     if mode == "bundle":
         assert not any(k.endswith(".tar") for k in found)  # unpacked while streaming, no tar kept
         assert sum(k.endswith(".TIF") for k in found) > 10
+    with Ledger(StoreMirror(url, None).local) as ledger:  # the ledger knows each object and its sha256
+        records = {r.path: r for r in ledger.all_files() if r.kind != "bundle"}
+    assert set(records) == {k for k in found if not k.startswith(".stacmirror/")}
+    for key, record in records.items():
+        assert record.state == "done" and record.sha256 == hashlib.sha256(found[key]).hexdigest()
     assert ".stacmirror/ledger.sqlite" in found and ".stacmirror/lock" not in found
     assert s3h.open_uploads(client, bucket) == []  # every multipart upload completed
     cache = StoreMirror(url, None).cache

@@ -134,18 +134,18 @@ class Transfers:
                 on_bytes=lambda n: self.emit(ev.BytesTransferred(rel, n)),
                 policy=self.options.transfer,
             )
-        except UnsafeArchiveError as exc:  # unpacked while streaming into a store: nothing was completed
-            self._fail(ledger, want.display_id, want, f"bundle refused: {exc}")
-            return
-        except TransferError as exc:
-            self._fail(ledger, want.display_id, want, str(exc))
-            return
-        except Exception as exc:
-            self._fail(ledger, want.display_id, want, f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
+        except BaseException as exc:
             if sink is not None:
-                sink.discard()  # an upload left open by a failure is aborted (after a commit: nothing)
+                sink.discard()  # an upload a failure left open is aborted: no object appears
+            if isinstance(exc, UnsafeArchiveError):  # unpacked while streaming into a store
+                self._fail(ledger, want.display_id, want, f"bundle refused: {exc}")
+                return
+            if isinstance(exc, TransferError):
+                self._fail(ledger, want.display_id, want, str(exc))
+                return
+            if isinstance(exc, Exception):
+                self._fail(ledger, want.display_id, want, f"{type(exc).__name__}: {exc}")
+            raise
         with self._lock:
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += result.size - result.resumed_from

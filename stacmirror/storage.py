@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput, MirrorBusy
+from .fileio import write_bytes_atomic, write_json_atomic
 from .layout import STATE_DIR, Mirror
 
 SCHEMES = ("s3", "gs", "az")
@@ -267,12 +268,9 @@ class StoreMirror:
         data = self.get_bytes(LEDGER_KEY)
         if data is None:
             return
-        ledger.parent.mkdir(parents=True, exist_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(f"{ledger}{suffix}").unlink(missing_ok=True)
-        scratch = ledger.with_name(f".{ledger.name}.pull")
-        scratch.write_bytes(data)
-        os.replace(scratch, ledger)
+        write_bytes_atomic(ledger, data)
         self._set_synced(meta.get("e_tag"))
 
     def push_state(self) -> None:
@@ -285,19 +283,19 @@ class StoreMirror:
         result = obstore.put(self.store, LEDGER_KEY, ledger.read_bytes())
         self._set_synced(result.get("e_tag"))
 
+    @property
+    def _synced_path(self) -> Path:
+        """The e-tag of the store's ledger the cache last pulled or pushed."""
+        return self.local.state_dir / "synced.json"
+
     def _synced(self) -> dict[str, Any]:
-        path = self.local.state_dir / "synced.json"
         try:
-            return json.loads(path.read_text())
+            return json.loads(self._synced_path.read_text())
         except (OSError, ValueError):
             return {}
 
     def _set_synced(self, etag: str | None) -> None:
-        path = self.local.state_dir / "synced.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(".synced.json.part")
-        scratch.write_text(json.dumps({"url": self.url, "etag": etag}))
-        os.replace(scratch, path)
+        write_json_atomic(self._synced_path, {"url": self.url, "etag": etag})
 
 
 def _stale(holder: dict[str, Any]) -> bool:

@@ -16,7 +16,7 @@ from .. import events as ev
 from ..layout import partial_path
 from ..ledger import FileRecord, Ledger
 from ..m2m import Scene
-from .bundle import UnsafeArchiveError, extract_bundle
+from .bundle import Extracted, UnsafeArchiveError, extract_bundle
 from .download import FileJob, TransferError, TransferPolicy, fetch, image_extension
 from .plan import Want
 from .queue import DownloadQueue, Entry, sleep_until
@@ -160,15 +160,8 @@ class Transfers:
             self._landed(ledger, rel, result.size)
             return
         if sink is not None:  # its members are already in the store, completed after the bundle verified
-            folder = target.parent
             for member in sink.members:
-                path = self.mirror.rel(folder / member.name)
-                ledger.set_file(
-                    FileRecord(
-                        path, want.display_id, member.name, "extracted", member.size, member.sha256, "done"
-                    )
-                )
-                self._landed(ledger, path, member.size)
+                self._record_member(ledger, want, target.parent, member)
             ledger.set_file(
                 FileRecord(rel, want.display_id, want.name, "bundle", result.size, result.sha256, "done")
             )
@@ -192,16 +185,19 @@ class Transfers:
             with self._lock:
                 ledger.present_sizes[rel] = size
 
+    def _record_member(self, ledger: Ledger, want: Want, folder: Path, member: Extracted) -> None:
+        """A bundle member is in place (on disk, or completed in the store)."""
+        path = self.mirror.rel(folder / member.name)
+        ledger.set_file(
+            FileRecord(path, want.display_id, member.name, "extracted", member.size, member.sha256, "done")
+        )
+        self._landed(ledger, path, member.size)
+
     def _unpack(self, ledger: Ledger, want: Want, target: Path, rel: str, size: int, sha256: str) -> None:
         folder = target.parent
 
-        def record(member) -> None:
-            path = self.mirror.rel(folder / member.name)
-            ledger.set_file(
-                FileRecord(
-                    path, want.display_id, member.name, "extracted", member.size, member.sha256, "done"
-                )
-            )
+        def record(member: Extracted) -> None:
+            self._record_member(ledger, want, folder, member)
 
         try:
             extract_bundle(target, folder, on_member=record, fsync=self.options.transfer.fsync)

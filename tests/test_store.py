@@ -206,7 +206,7 @@ def test_an_unsafe_bundle_member_completes_no_object(emulator, moto, bucket: str
             archive.addfile(info, io.BytesIO(b"x" * info.size))
     body = data.getvalue()
     sink = BundleUpload(StoreMirror.open(f"s3://{bucket}/u").store, "scene", "scene.tar")
-    sink.begin(0)
+    sink.begin(0, hashlib.sha256())
     for start in range(0, len(body), 1 << 20):
         sink.write(body[start : start + (1 << 20)])
     with pytest.raises(UnsafeArchiveError, match="outside"):
@@ -353,3 +353,22 @@ def test_the_library_refuses_a_store_url_where_it_needs_a_folder(tmp_path: Path,
         with pytest.raises(InvalidInput, match="object storage"):
             call("s3://bucket/mirror")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_download_resumes_into_the_open_upload(make_emulator, moto, bucket: str) -> None:
+    emu = make_emulator(Faults(file_cut_every=2))
+    summary, _ = run_harvest(emu, f"s3://{bucket}/cut", mode="bands", bands=["red", "QA_PIXEL"], max_scenes=2)
+    assert summary.files_failed == 0
+    assert emu.service.stats["range_requests"] > 0  # the cut bodies went on with Range, same upload
+    found = _state_free(s3h.objects(moto.client(), bucket, "cut"))
+    checked = 0
+    for scene in emu.service.scenes:
+        if scene.l2_generated is None:
+            continue
+        for pfile in emu.service.store.files(scene, 2).values():
+            for key, data in found.items():
+                if key.endswith("/" + pfile.name):
+                    assert hashlib.sha256(data).hexdigest() == pfile.sha256, key
+                    checked += 1
+    assert checked == 4
+    assert s3h.open_uploads(moto.client(), bucket) == []

@@ -224,7 +224,9 @@ class PartFile:
                 remaining -= len(chunk)
         return digest
 
-    def begin(self, offset: int) -> None:
+    def begin(self, offset: int, digest: hashlib._Hash) -> None:
+        """Open for writing from ``offset``. ``digest`` is the transfer's running sha256 (a part file
+        on disk hashes its prefix again when asked, so it keeps no reference)."""
         self.part.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self.part.open("r+b" if offset else "wb")
         self._handle.seek(offset)
@@ -308,7 +310,7 @@ def _transfer(
         unreported = 0
         complete = False
         try:
-            sink.begin(offset)
+            sink.begin(offset, digest)  # the one sha256 of these bytes, updated below
             for chunk in _body(response):
                 if head is not None:
                     head += chunk

@@ -58,15 +58,18 @@ class StoreUpload:
             raise TransientError("the upload and the download disagree on the offset; starting over")
         return self._digest.copy()
 
-    def begin(self, offset: int) -> None:
+    def begin(self, offset: int, digest: hashlib._Hash) -> None:
+        """Go on with the open upload at ``offset``, or start a new one. ``digest`` is the writer's
+        running sha256 of these bytes, kept by reference (so they are hashed once, by the writer) for
+        :meth:`prefix_digest` when a dropped connection resumes."""
         if offset == 0 or not self._alive() or offset != self.sent:
             self.discard()
             self._start()
+        self._digest = digest
 
     def write(self, chunk: bytes) -> None:
         if len(self._head) < HEAD:
             self._head += chunk[: HEAD - len(self._head)]
-        self._digest.update(chunk)
         self._feed(bytes(chunk))
         self.sent += len(chunk)
 
@@ -75,10 +78,6 @@ class StoreUpload:
 
     def head(self) -> bytes:
         return self._head
-
-    def sha256(self) -> str:
-        """The hex sha256 of the bytes written so far."""
-        return self._digest.hexdigest()
 
     def discard(self) -> None:
         """Abort the upload (obstore aborts the multipart upload when its iterator raises)."""
@@ -199,17 +198,18 @@ class BundleUpload:
             raise TransientError("the unpacking and the download disagree on the offset; starting over")
         return self._digest.copy()
 
-    def begin(self, offset: int) -> None:
+    def begin(self, offset: int, digest: hashlib._Hash) -> None:
+        """As :meth:`StoreUpload.begin`: ``digest`` is the writer's running sha256 of the tar."""
         if offset == 0 or self._thread is None or offset != self.fed:
             self.discard()
             self._pipe = _Pipe()
             self._thread = threading.Thread(target=self._unpack, name="unpack", daemon=True)
             self._thread.start()
+        self._digest = digest
 
     def write(self, chunk: bytes) -> None:
         if len(self._head) < HEAD:
             self._head += chunk[: HEAD - len(self._head)]
-        self._digest.update(chunk)
         self._pipe.push(bytes(chunk))
         self.fed += len(chunk)
 
@@ -266,12 +266,14 @@ class BundleUpload:
                         raise UnsafeArchiveError(f"member {member.name!r} cannot be read")
                     upload = StoreUpload(self.store, f"{self.folder}/{name}")
                     self._uploads.append(upload)
-                    upload.begin(0)
+                    digest = hashlib.sha256()  # the member's own checksum, for the ledger
+                    upload.begin(0, digest)
                     while chunk := source.read(CHUNK):
+                        digest.update(chunk)
                         upload.write(chunk)
                     if upload.sent != member.size:
                         raise UnsafeArchiveError(f"member {member.name!r} is truncated")
-                    self.members.append(Extracted(name, upload.sent, upload.sha256()))
+                    self.members.append(Extracted(name, upload.sent, digest.hexdigest()))
         except _Abort:
             return
         except BaseException as exc:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import InvalidInput, MirrorBusy
 from .fileio import write_bytes_atomic, write_json_atomic
@@ -121,6 +122,36 @@ def open_store(url: str) -> Any:
         return from_url(url, **options)
     except Exception as exc:  # a malformed URL or configuration, before any request
         raise InvalidInput("out", f"{url}: cannot open the store ({_describe(exc)})") from None
+
+
+VSI_PREFIXES = {"s3": "/vsis3/", "gs": "/vsigs/", "az": "/vsiaz/"}
+
+
+def gdal_path(url: str, key: str) -> str:
+    """The name GDAL (and rasterio) open an object by: ``/vsis3/bucket/prefix/key`` and the like."""
+    match = URL.match(url)
+    assert match is not None
+    prefix = (match["prefix"] or "").strip("/")
+    parts = [match["bucket"], *([prefix] if prefix else []), key]
+    return VSI_PREFIXES[match["scheme"].lower()] + "/".join(parts)
+
+
+def gdal_env() -> dict[str, str]:
+    """GDAL configuration for reading objects through ``/vsis3/`` (or ``s3://`` hrefs, which
+    rasterio turns into it) from the endpoint in ``AWS_ENDPOINT_URL``: a custom S3 server (MinIO,
+    Ceph, moto) needs its host, path-style addressing and, for ``http://``, no TLS. Use it as
+    ``rasterio.Env(**gdal_env())``, or ``odc.stac.configure_rio(**gdal_env())``. It holds no secret:
+    GDAL reads the keys (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_PROFILE``) and
+    ``AWS_REGION`` from the environment itself. Empty for AWS's own endpoint."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return {}
+    parts = urlsplit(endpoint)
+    return {
+        "AWS_S3_ENDPOINT": parts.netloc + parts.path.rstrip("/"),
+        "AWS_HTTPS": "NO" if parts.scheme == "http" else "YES",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+    }
 
 
 def _profile_credentials(profile: str) -> Any:

@@ -25,7 +25,7 @@ from shapely.geometry import Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..geometry import split_antimeridian, tidy
-from .mtl import Groups, numbers, parse_ang
+from .mtl import Groups, numbers, parse_ang_text
 
 OVERVIEW_SIZE = 400  # pixels on the long side of the mask that is polygonised
 
@@ -45,8 +45,9 @@ def _to_lonlat(native: BaseGeometry, epsg: int) -> BaseGeometry:
     return tidy(split_antimeridian(lonlat))
 
 
-def from_mask(raster: Path, fill_bit: bool) -> Footprint:
-    """Polygonise the valid pixels of ``raster`` read at overview resolution."""
+def from_mask(raster: Path | str, fill_bit: bool) -> Footprint:
+    """Polygonise the valid pixels of ``raster`` (a path, or a name GDAL opens) read at overview
+    resolution."""
     with rasterio.open(raster) as src:
         factor = max(1, int(np.ceil(max(src.width, src.height) / OVERVIEW_SIZE)))
         out_shape = (max(1, src.height // factor), max(1, src.width // factor))
@@ -113,9 +114,10 @@ def _row_outline(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return cols[corner], rows[corner]
 
 
-def from_ang(ang: Path, groups: Groups, epsg: int) -> Footprint | None:
-    """OLI/TIRS ANG image corners (top, right, bottom, left) through the UTM grid."""
-    parsed = parse_ang(ang)
+def from_ang(ang_text: str, groups: Groups, epsg: int) -> Footprint | None:
+    """OLI/TIRS ANG image corners (top, right, bottom, left) through the UTM grid, from the text of
+    ANG.txt."""
+    parsed = parse_ang_text(ang_text)
     band = parsed.get("RPC_BAND01", {})
     lines = numbers(band.get("BAND01_L1T_IMAGE_CORNER_LINES", ""))
     samples = numbers(band.get("BAND01_L1T_IMAGE_CORNER_SAMPS", ""))

@@ -11,6 +11,7 @@ None for anything else, which the caller then opens with rasterio.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +60,26 @@ def read_header(path: Path) -> Header | None:
     """The header of a plain GeoTIFF, or None when the file is anything this reader does not know."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(HEAD)
-            return _parse(data, handle)
-    except (OSError, struct.error, KeyError, ValueError, IndexError):
+
+            def read_at(offset: int, size: int) -> bytes:
+                handle.seek(offset)
+                return handle.read(size)
+
+            return parse_header(handle.read(HEAD), read_at)
+    except OSError:
         return None
 
 
-def _parse(data: bytes, handle) -> Header | None:
+def parse_header(data: bytes, read_at: Callable[[int, int], bytes]) -> Header | None:
+    """The header from the file's first bytes ``data`` (:data:`HEAD` of them), reading anything
+    beyond them with ``read_at(offset, size)``: a file's seek and read, or a store's range request."""
+    try:
+        return _parse(data, read_at)
+    except (struct.error, KeyError, ValueError, IndexError):
+        return None
+
+
+def _parse(data: bytes, read_at: Callable[[int, int], bytes]) -> Header | None:
     order = {b"II": "<", b"MM": ">"}.get(data[:2])
     if order is None or struct.unpack(order + "H", data[2:4])[0] != 42:  # 43 is BigTIFF: not handled
         return None
@@ -74,8 +88,7 @@ def _parse(data: bytes, handle) -> Header | None:
     def chunk(offset: int, size: int) -> bytes:
         if offset + size <= len(data):
             return data[offset : offset + size]
-        handle.seek(offset)
-        return handle.read(size)
+        return read_at(offset, size)
 
     (count,) = struct.unpack(order + "H", chunk(ifd, 2))
     tags: dict[int, tuple] = {}

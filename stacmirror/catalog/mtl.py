@@ -106,12 +106,16 @@ def parse_mtl_text(text: str, kind: str, source: str = "MTL") -> Groups:
 
 def parse_mtl(path: Path) -> Groups:
     """Parse an MTL file by its name (``…_MTL.txt``, ``.xml`` or ``.json``)."""
-    kind = Path(path).suffix.lower().lstrip(".")
+    return parse_mtl_bytes(Path(path).read_bytes(), Path(path).name)
+
+
+def parse_mtl_bytes(data: bytes, name: str) -> Groups:
+    """Parse an MTL file's bytes; ``name`` (``…_MTL.txt``, ``.xml`` or ``.json``) tells the format."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise MTLError(f"{Path(path).name}: not UTF-8 text") from None
-    return parse_mtl_text(text, kind, Path(path).name)
+        raise MTLError(f"{name}: not UTF-8 text") from None
+    return parse_mtl_text(text, Path(name).suffix.lower().lstrip("."), name)
 
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
@@ -119,7 +123,11 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 def parse_ang(path: Path) -> dict[str, dict[str, str]]:
     """ANG.txt groups; array values stay strings (see :func:`numbers`)."""
-    tree = parse_odl(Path(path).read_text(encoding="utf-8"), Path(path).name)
+    return parse_ang_text(Path(path).read_text(encoding="utf-8"), Path(path).name)
+
+
+def parse_ang_text(text: str, source: str = "ANG.txt") -> dict[str, dict[str, str]]:
+    tree = parse_odl(text, source)
     return {k: {kk: str(vv) for kk, vv in v.items()} for k, v in tree.items() if isinstance(v, dict)}
 
 

@@ -31,11 +31,11 @@ from ..geometry import stac_bbox
 from ..landsat import ProductId, is_product_id
 from . import footprint as fp
 from .constants import BITFIELDS, COG, EXT, GEOTIFF, MEDIA_TYPES, STAC_VERSION, AssetSpec, asset_specs
-from .geotiff import read_header
-from .mtl import MTLError, parse_mtl
+from .mtl import MTLError, parse_mtl_bytes
 from .properties import epsg_of, mtl_number, properties, sensor_of
+from .sources import LocalFile, SceneFile, local_files, store_files
 
-Checksum = Callable[[Path], str | None]  # a verified sha256 for a file, if one is known
+Checksum = Callable[[SceneFile], str | None]  # a verified sha256 for a file, if one is known
 THUMBNAIL_SUFFIX = "thumb.png"
 BROWSE_SUFFIXES = ("browse.jpg", "browse.png", "browse.webp", "browse.gif")  # named by their bytes
 GENERATED_SUFFIXES = (THUMBNAIL_SUFFIX,)
@@ -54,14 +54,6 @@ class ItemResult:
     native_wkt: str
     thumbnail_png: bytes | None = None  # a rendered thumbnail the writer must save beside the item
     rasters_opened: int = 0
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def multihash(sha256_hex: str) -> str:
@@ -105,24 +97,14 @@ def predecessor_links(replaced: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return links
 
 
-def scene_files(folder: Path, pid: str) -> dict[str, Path]:
-    """Product files of a scene by suffix (after ``<pid>_``), hidden and generated files left out."""
-    files: dict[str, Path] = {}
-    for entry in os.scandir(folder):
-        if entry.name.startswith(".") or not entry.is_file() or not entry.name.startswith(pid + "_"):
-            continue
-        files[entry.name[len(pid) + 1 :]] = Path(entry.path)
-    return files
-
-
 @functools.lru_cache(maxsize=64)
 def _epsg_of(crs_wkt: str) -> int | None:
     """EPSG code of a CRS, worked out once per distinct CRS (a scene's rasters share one)."""
     return CRS.from_wkt(crs_wkt).to_epsg() if crs_wkt else None
 
 
-def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any], verified: bool) -> None:
-    header = read_header(path) if verified else None
+def _raster_asset(file: SceneFile, spec: AssetSpec, groups, asset: dict[str, Any], verified: bool) -> None:
+    header = file.header() if verified else None
     if header is not None:  # bytes verified at download: the header is all we need, read directly
         asset["type"] = COG if header.is_cog else GEOTIFF
         asset["proj:shape"] = [header.height, header.width]
@@ -134,7 +116,7 @@ def _raster_asset(path: Path, spec: AssetSpec, groups, asset: dict[str, Any], ve
         _finish_band(band, spec, groups, abs(header.transform[0]))
         asset["raster:bands"] = [band]
         return
-    with rasterio.open(path) as src:
+    with rasterio.open(file.gdal) as src:
         if not verified:
             # full-resolution tiles come last in a COG: reading the last one catches a truncated
             # file. A file whose sha256 the ledger verified, still at that size, needs no such read.
@@ -174,46 +156,48 @@ def _finish_band(band: dict[str, Any], spec: AssetSpec, groups, resolution: floa
     band["spatial_resolution"] = resolution
 
 
-def _asset(path: Path, spec: AssetSpec | None, suffix: str, groups, checksum: Checksum) -> tuple[str, dict]:
-    extension = path.suffix.lower()
+def _asset(
+    file: SceneFile, spec: AssetSpec | None, suffix: str, groups, checksum: Checksum
+) -> tuple[str, dict]:
+    extension = Path(file.name).suffix.lower()
     if spec is None:
         key = Path(suffix).stem.lower()
         roles = ["data"] if extension == ".tif" else ["metadata"]
-        asset: dict[str, Any] = {"href": f"./{path.name}", "title": Path(suffix).stem, "roles": roles}
+        asset: dict[str, Any] = {"href": f"./{file.name}", "title": Path(suffix).stem, "roles": roles}
     else:
         key = spec.key
         asset = {
-            "href": f"./{path.name}",
+            "href": f"./{file.name}",
             "title": spec.title,
             "description": spec.description,
             "roles": list(spec.roles),
         }
-    verified = checksum(path)
+    verified = checksum(file)
     if extension != ".tif":
         asset["type"] = MEDIA_TYPES.get(extension, "application/octet-stream")
     else:
-        _raster_asset(path, spec or AssetSpec(key, key, key, ("data",)), groups, asset, verified is not None)
+        _raster_asset(file, spec or AssetSpec(key, key, key, ("data",)), groups, asset, verified is not None)
         if spec and spec.band:
             asset["eo:bands"] = [spec.band.eo()]
         if spec and spec.bitfields:
             asset["classification:bitfields"] = BITFIELDS[spec.bitfields]
         if spec and spec.gsd:
             asset["gsd"] = spec.gsd
-    asset["file:size"] = path.stat().st_size
-    asset["file:checksum"] = multihash(verified or sha256_file(path))
+    asset["file:size"] = file.size
+    asset["file:checksum"] = multihash(verified or file.sha256())
     return key, asset
 
 
 def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
     """Write :func:`thumbnail_png` to ``target`` atomically; False when there is nothing to draw."""
-    png = thumbnail_png(files)
+    png = thumbnail_png({suffix: LocalFile.at(path) for suffix, path in files.items()})
     if png is None:
         return False
     write_bytes_atomic(target, png)
     return True
 
 
-def thumbnail_png(files: dict[str, Path]) -> bytes | None:
+def thumbnail_png(files: Mapping[str, SceneFile]) -> bytes | None:
     """A small RGBA PNG from the red/green/blue bands (or one band) when no browse image exists."""
     rgb = [files.get(s) for s in ("SR_B4.TIF", "SR_B3.TIF", "SR_B2.TIF")]
     if not all(rgb):
@@ -224,9 +208,9 @@ def thumbnail_png(files: dict[str, Path]) -> bytes | None:
             return None
         rgb = [single] * 3
     channels, valid = [], None
-    for path in rgb:
-        assert path is not None
-        with rasterio.open(path) as src:
+    for file in rgb:
+        assert file is not None
+        with rasterio.open(file.gdal) as src:
             scale = max(src.width, src.height) / 256
             shape = (max(1, int(src.height / scale)), max(1, int(src.width / scale)))
             data = src.read(1, out_shape=shape).astype("float64")
@@ -257,32 +241,54 @@ def build_item(folder: str, dataset: str, checksums: Mapping[str, str]) -> ItemR
     a file whose size no longer agrees is hashed again. Plain data in, plain data out, so the task
     runs the same in this process, a process pool or a Dask worker.
     """
+    name = os.path.basename(folder)
+    if not is_product_id(name):
+        return f"{folder}: not a scene folder (expected a Landsat product id as its name)"
+    # no directory listing on each open: a scene folder holds twenty files, none of them sidecars
+    # GDAL would need
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        return _built(name, folder, local_files(Path(folder), name), dataset, checksums)
 
-    def checksum(path: Path) -> str | None:
-        size, _, digest = checksums.get(path.name, "").partition(":")
-        return digest if digest and size == str(path.stat().st_size) else None
+
+def build_store_item(
+    url: str, folder_key: str, listing: list[tuple[str, int]], dataset: str, checksums: Mapping[str, str]
+) -> ItemResult | str:
+    """The same task for a scene folder in an object store: ``listing`` holds its files' names and
+    sizes; headers are read with range requests, and pixels (masks, thumbnails) through GDAL's
+    virtual file system, so the worker needs no local path."""
+    from ..storage import gdal_env
+
+    name = folder_key.rsplit("/", 1)[-1]
+    with rasterio.Env(**gdal_env(), GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        return _built(name, f"{url}/{folder_key}", store_files(url, folder_key, listing), dataset, checksums)
+
+
+def _built(pid: str, where: str, files: dict[str, SceneFile], dataset: str, checksums) -> ItemResult | str:
+    def checksum(file: SceneFile) -> str | None:
+        size, _, digest = checksums.get(file.name, "").partition(":")
+        return digest if digest and size == str(file.size) else None
 
     try:
-        # one GDAL environment for the whole scene; and no directory listing on each open (a scene
-        # folder holds twenty files, none of them sidecars GDAL would need)
-        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            return create_item(Path(folder), dataset, checksum)
+        return create_item(pid, where, files, dataset, checksum)
     except SceneError as exc:
         return str(exc)
+    except OSError as exc:  # a store that failed mid-read (after its own retries)
+        return f"{pid}: cannot read {where}: {type(exc).__name__}"
 
 
-def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
-    """The STAC Item of one scene folder ``…/<PPP>/<RRR>/<product id>/``; writes nothing."""
-    pid = folder.name
+def create_item(
+    pid: str, where: str, files: dict[str, SceneFile], dataset: str, checksum: Checksum
+) -> ItemResult:
+    """The STAC Item of one scene, ``files`` by suffix (after ``<pid>_``) in the folder (or store
+    prefix) ``where`` ``…/<PPP>/<RRR>/<product id>``; writes nothing."""
     if not is_product_id(pid):
-        raise SceneError(f"{folder}: not a scene folder (expected a Landsat product id as its name)")
+        raise SceneError(f"{where}: not a scene folder (expected a Landsat product id as its name)")
     parsed_id = ProductId.parse(pid)
-    files = scene_files(folder, pid)
     mtl = next((files[s] for s in ("MTL.json", "MTL.xml", "MTL.txt") if s in files), None)
     if mtl is None:
-        raise SceneError(f"{pid}: no MTL file (txt, xml or json) in {folder}")
+        raise SceneError(f"{pid}: no MTL file (txt, xml or json) in {where}")
     try:
-        groups = parse_mtl(mtl)
+        groups = parse_mtl_bytes(mtl.read_bytes(), mtl.name)
         props = properties(groups)
         epsg = epsg_of(groups)
     except (MTLError, KeyError, ValueError) as exc:
@@ -294,14 +300,14 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
 
     try:
         if "QA_PIXEL.TIF" in files:
-            footprint = fp.from_mask(files["QA_PIXEL.TIF"], fill_bit=True)
+            footprint = fp.from_mask(files["QA_PIXEL.TIF"].gdal, fill_bit=True)
         elif any(s.endswith(".TIF") for s in files):
             band = next(p for s, p in sorted(files.items()) if s.endswith(".TIF") and "QA" not in s)
-            footprint = fp.from_mask(band, fill_bit=False)
+            footprint = fp.from_mask(band.gdal, fill_bit=False)
         else:
             footprint = None
         if footprint is None and "ANG.txt" in files:
-            footprint = fp.from_ang(files["ANG.txt"], groups, epsg)
+            footprint = fp.from_ang(files["ANG.txt"].read_bytes().decode("utf-8"), groups, epsg)
         if footprint is None:
             footprint = fp.from_mtl(groups, epsg)
     except (RasterioError, MTLError, ValueError, KeyError) as exc:
@@ -318,24 +324,24 @@ def create_item(folder: Path, dataset: str, checksum: Checksum) -> ItemResult:
     order = list(specs)
     rasters_opened = 0
     for suffix in sorted(files, key=lambda s: (order.index(s) if s in order else len(order), s)):
-        path = files[suffix]
+        file = files[suffix]
         if suffix in (*BROWSE_SUFFIXES, THUMBNAIL_SUFFIX):
             if "thumbnail" in assets:
                 continue
             assets["thumbnail"] = {
-                "href": f"./{path.name}",
-                "type": MEDIA_TYPES[path.suffix.lower()],
+                "href": f"./{file.name}",
+                "type": MEDIA_TYPES[Path(file.name).suffix.lower()],
                 "title": "Thumbnail" if suffix == THUMBNAIL_SUFFIX else "Natural colour browse image",
                 "roles": ["thumbnail"],
-                "file:size": path.stat().st_size,
-                "file:checksum": multihash(checksum(path) or sha256_file(path)),
+                "file:size": file.size,
+                "file:checksum": multihash(checksum(file) or file.sha256()),
             }
             continue
         rasters_opened += suffix.endswith(".TIF")
         try:
-            key, asset = _asset(path, specs.get(suffix), suffix, groups, checksum)
+            key, asset = _asset(file, specs.get(suffix), suffix, groups, checksum)
         except RasterioError as exc:
-            raise SceneError(f"{pid}: {path.name} is not a readable GeoTIFF ({exc})") from None
+            raise SceneError(f"{pid}: {file.name} is not a readable GeoTIFF ({exc})") from None
         assets[key if key not in assets else Path(suffix).stem.lower()] = asset
 
     geometry = footprint.geometry

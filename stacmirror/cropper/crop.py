@@ -35,7 +35,8 @@ from shapely.geometry import mapping
 
 from ..catalog.constants import COG, EXT
 from ..catalog.parquet import write_parquet_of
-from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail, sha256_file
+from ..catalog.sources import sha256_file
+from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail
 from ..catalog.templates import load_template
 from ..executors import executor_for
 from ..fileio import relative_href, write_json_atomic

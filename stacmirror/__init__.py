@@ -138,16 +138,12 @@ def items(
     tree, which also reaches crop collections. See :func:`stacmirror.catalog.load.items`.
     """
     from .catalog.load import items as load_items
-    from .storage import local_folder
 
-    return load_items(
-        local_folder(path, "items()"), collection, bbox=bbox, datetime=datetime, query=query, **filters
-    )
+    return load_items(path, collection, bbox=bbox, datetime=datetime, query=query, **filters)
 
 
 def query(out: Any, **filters: Any) -> Any:
     """Search the mirror offline; see :func:`stacmirror.offline_search.search`."""
     from .offline_search import search
-    from .storage import local_folder
 
-    return search(local_folder(out, "query()"), **filters)
+    return search(out, **filters)

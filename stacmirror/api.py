@@ -20,7 +20,7 @@ from .harvester.options import HarvestResult
 from .harvester.selection import Selection
 from .layout import Mirror
 from .m2m import Credentials, M2MClient
-from .storage import local_folder
+from .storage import is_store_url, local_folder
 
 __all__ = [
     "CropResult",
@@ -102,7 +102,7 @@ def harvest(
     from .harvester.options import HarvestOptions
     from .harvester.run import Harvest
     from .ledger import MirrorLock
-    from .storage import StoreMirror, is_store_url
+    from .storage import StoreMirror
 
     started = time.monotonic()
     options = HarvestOptions(
@@ -136,12 +136,7 @@ def harvest(
         result = Harvest(client, options, on_event, store=store).run()
         result.api_calls = {k: v - before.get(k, 0) for k, v in client.calls.items() if v - before.get(k, 0)}
     if catalog and not dry_run and result.files_downloaded + result.files_skipped:
-        if store is not None:
-            ev.emitter(on_event)(
-                ev.Note("catalog not built: building it in an object store is not supported yet", "warning")
-            )
-        else:
-            result.catalog = build_catalog(out, on_event=on_event)
+        result.catalog = build_catalog(out, on_event=on_event)
     result.elapsed = time.monotonic() - started
     return result
 
@@ -162,10 +157,16 @@ def build_catalog(
     A handful of changed scenes is built in this process, where a pool would only add start-up
     time. The output is the same whatever runs it. Returns a
     :class:`~stacmirror.catalog.build.CatalogResult`.
+
+    ``out`` may be a mirror's store URL (``s3://bucket/prefix``): the workers read the rasters from
+    the store (no shared disk needed, on a Dask cluster either), and the catalog is written with
+    relative hrefs into the store, under its lock.
     """
     from .catalog.build import build_catalog as build
 
-    root = local_folder(out, "build_catalog()")
+    if is_store_url(out):  # listed and read from the store; the catalog is published to it
+        return build(str(out), force=force, workers=workers, dask=dask, executor=executor, on_event=on_event)
+    root = Path(out)
     if not root.is_dir():
         raise InvalidInput("out", f"{root} is not a folder")
     return build(root, force=force, workers=workers, dask=dask, executor=executor, on_event=on_event)
@@ -181,7 +182,9 @@ def validate(out: str | Path, *, schemas: str | Path | None = None):
     """
     from .catalog.validate import validate_catalog
 
-    root = local_folder(out, "validate()")
+    if is_store_url(out):  # read from the store: one listing, a GET per catalog file
+        return validate_catalog(str(out), Path(schemas) if schemas is not None else None)
+    root = Path(out)
     if not root.is_dir():
         raise InvalidInput("out", f"{root} is not a folder")
     return validate_catalog(root, Path(schemas) if schemas is not None else None)

@@ -48,7 +48,7 @@ def _columns(connection: Any, files: list[Path]) -> dict[str, str]:
 def queryables(out: str | Path, collection: str | None = None) -> dict[str, dict[str, Any]]:
     """The item properties one can filter on, as JSON Schema fragments, read from the parquet
     schema: every scalar column (lists and objects, such as ``proj:shape``, are left out)."""
-    mirror = Mirror(Path(out))
+    mirror, _ = _open(out)
     files = [
         f for name, fs in mirror.collection_parquet_files().items() if collection in (None, name) for f in fs
     ]
@@ -145,6 +145,19 @@ def connect() -> Any:
     return connection
 
 
+def _open(out: str | Path) -> tuple[Mirror, str | None]:
+    """The mirror to read, and for a store its URL: a store is searched through a local copy of its
+    collections and items.parquet (refreshed by e-tag); result hrefs then point into the store."""
+    from .storage import StoreMirror, is_store_url
+
+    if not is_store_url(out):
+        return Mirror(Path(out)), None
+    from .catalog.published import read_copy
+
+    store = StoreMirror.open(str(out))
+    return Mirror(read_copy(store)), store.url
+
+
 def _date(value: Any, name: str, end: bool = False) -> dt.datetime | None:
     if value is None:
         return None
@@ -193,10 +206,10 @@ def search(
     ``EXACT_COUNT_MAX`` geometries just to count them."""
     import duckdb
 
-    mirror = Mirror(Path(out))
+    mirror, url = _open(out)
     wanted = [collection] if isinstance(collection, str) else collection
     if not mirror.catalog_path.exists():
-        raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: stacmirror catalog)")
+        raise NotACatalog(f"{url or mirror.root} has no catalog yet (build it first: stacmirror catalog)")
     files = [
         f
         for name, fs in mirror.collection_parquet_files().items()
@@ -284,6 +297,9 @@ def search(
         raise InvalidInput("filter", str(exc).splitlines()[0]) from None
     finally:
         connection.close()
+    if url is not None:  # the items themselves are in the store
+        for entry in result.items:
+            entry["item"] = f"{url}/{mirror.rel(Path(entry['item']))}"
     return result
 
 

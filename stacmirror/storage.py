@@ -32,6 +32,7 @@ from .fileio import write_bytes_atomic, write_json_atomic
 from .layout import STATE_DIR, Mirror
 
 SCHEMES = ("s3", "gs", "az")
+STORE_COMMANDS = "harvest, catalog, validate, query and items()"  # what works on a store so far
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<bucket>[^/]*)(?:/(?P<prefix>.*))?$")
 LOCK_KEY = f"{STATE_DIR}/lock"
 LEDGER_KEY = f"{STATE_DIR}/ledger.sqlite"
@@ -50,12 +51,10 @@ def is_store_url(out: Any) -> bool:
 
 
 def local_folder(out: Any, what: str) -> Path:
-    """``out`` as a folder; a store URL is refused in one line (only the harvest works on a store so
-    far), instead of becoming a folder named ``s3:``."""
+    """``out`` as a folder; a store URL is refused in one line (see ``STORE_COMMANDS`` for what
+    works on a store so far), instead of becoming a folder named ``s3:``."""
     if is_store_url(out):
-        raise InvalidInput(
-            "out", f"{out}: {what} does not work on object storage yet; only harvest writes to a store"
-        )
+        raise InvalidInput("out", f"{out}: {what} does not work on object storage yet; {STORE_COMMANDS} do")
     return Path(out)
 
 

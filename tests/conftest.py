@@ -115,3 +115,31 @@ def built_browser() -> Path:
             os.environ.pop("STACMIRROR_BROWSER_CACHE", None)
         else:
             os.environ["STACMIRROR_BROWSER_CACHE"] = saved
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3-protocol server on 127.0.0.1 (moto's server mode), for the whole session."""
+    pytest.importorskip("moto", reason="moto[server] is a test extra: pip install -e '.[test]'")
+    from . import s3
+
+    server = s3.MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket, and the standard AWS environment pointing at the local server."""
+    import uuid
+
+    from . import s3
+
+    name = f"mirror-{uuid.uuid4().hex[:12]}"
+    moto.client().create_bucket(Bucket=name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.SECRET)
+    monkeypatch.setenv("AWS_REGION", s3.REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return name

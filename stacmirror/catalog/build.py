@@ -36,8 +36,10 @@ from ..fileio import relative_href, sync_all, write_bytes_atomic, write_json_ato
 from ..landsat import ProductId
 from ..layout import Mirror
 from ..ledger import Ledger
+from ..storage import StoreMirror, is_store_url
 from .parents import JSON_TYPE, RANGE_FIELDS, SUMMARY_FIELDS, write_parents
-from .stac import GENERATED_SUFFIXES, ItemResult, build_item, predecessor_links
+from .published import publish, store_scenes
+from .stac import GENERATED_SUFFIXES, ItemResult, build_item, build_store_item, predecessor_links
 from .state import CatalogState
 
 SMALL_BUILD = 8  # at most this many items to build: no pool
@@ -77,14 +79,15 @@ class CatalogResult:
 class _Task:
     key: str
     dataset: str
-    folder: Path
+    folder: Path  # where the writer writes the item (in a store mirror: the cache)
     signature: list[Any]
+    listing: list[tuple[str, int]] | None = None  # a store scene's files (name, size): read from the store
 
 
 def signature(folder: Path | str) -> list[list[Any]]:
     """What the item depends on: the product files' names, sizes and modification times."""
     name = os.path.basename(folder)
-    own = {f"{name}.json", *(f"{name}_{s}" for s in GENERATED_SUFFIXES)}
+    own = _own_files(name)
     entries = []
     with os.scandir(folder) as found:
         for entry in found:
@@ -93,6 +96,11 @@ def signature(folder: Path | str) -> list[list[Any]]:
             stat = entry.stat()
             entries.append([entry.name, stat.st_size, stat.st_mtime_ns])
     return sorted(entries)
+
+
+def _own_files(name: str) -> set[str]:
+    """The files the catalog writes into a scene folder: the item, and a thumbnail it rendered."""
+    return {f"{name}.json", *(f"{name}_{s}" for s in GENERATED_SUFFIXES)}
 
 
 def _checksums(ledger: Ledger | None, mirror: Mirror, folder: Path) -> dict[str, str]:
@@ -124,6 +132,24 @@ def _scan(
         yield _Task(key, dataset, Path(folder), sig)
 
 
+def _scan_store(
+    store: StoreMirror, state: CatalogState, result: CatalogResult, seen: set[str], force: bool
+) -> Iterator[_Task]:
+    """The same for a store: its listing stands in for the folders, e-tags for modification times."""
+    root = str(store.cache)
+    for scene in store_scenes(store):
+        seen.add(scene.key)
+        own = _own_files(scene.key.rsplit("/", 1)[-1])
+        files = [f for f in scene.files if f[0] not in own]
+        sig = [list(f) for f in files]
+        known = None if force else state.signature(scene.key)
+        if known is not None and known[0] == sig and os.path.exists(os.path.join(root, known[1])):
+            result.unchanged += 1
+            continue
+        listing = [(name, size) for name, size, _ in scene.files]
+        yield _Task(scene.key, scene.dataset, Path(root, scene.key), sig, listing)
+
+
 def _ordered(executor: Executor, tasks: Iterable[_Task], submit, window: int) -> Iterator[tuple[_Task, Any]]:
     """Results in submission order with at most ``window`` tasks in flight (bounded memory)."""
     pending: deque[tuple[_Task, Future[Any]]] = deque()
@@ -151,11 +177,37 @@ def build_catalog(
     Items are built in ``executor`` when given, else in a Dask cluster at ``dask`` (a scheduler
     address), else in a process pool of ``workers`` processes (default: the CPU count; 1 builds
     in this process).
+
+    ``out`` may be a store URL (``s3://bucket/prefix``): the scenes are found by listing the store,
+    the workers read the rasters' headers and masks from it (no shared disk), the catalog is
+    written in the local cache and then published to the store, all under the store's lock.
     """
+    if is_store_url(out):
+        store = StoreMirror.open(str(out))
+        store.acquire()
+        try:
+            store.pull_state()
+            result = _build(store.local, store, force, on_event, workers, executor, dask)
+            uploaded, deleted = publish(store)
+            ev.emitter(on_event)(ev.Note(f"published {uploaded} catalog file(s), deleted {deleted}", "info"))
+            return result
+        finally:
+            store.release()
+    return _build(Mirror(Path(out)), None, force, on_event, workers, executor, dask)
+
+
+def _build(
+    mirror: Mirror,
+    store: StoreMirror | None,
+    force: bool,
+    on_event: ev.EventHandler | None,
+    workers: int | None,
+    executor: Executor | None,
+    dask: str | None,
+) -> CatalogResult:
     started = time.monotonic()
     check_workers(workers)
     emit = ev.emitter(on_event)
-    mirror = Mirror(Path(out))
     result = CatalogResult()
     mirror.legacy_catalog_state_path.unlink(missing_ok=True)  # replaced by the state database
     state = CatalogState(mirror, fresh=force)
@@ -165,11 +217,14 @@ def build_catalog(
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def submit(pool: Executor, task: _Task) -> Future[Any]:
-        return pool.submit(
-            build_item, str(task.folder), task.dataset, _checksums(ledger, mirror, task.folder)
-        )
+        checksums = _checksums(ledger, mirror, task.folder)
+        if store is not None:  # the worker reads the scene from the store, by key
+            return pool.submit(build_store_item, store.url, task.key, task.listing, task.dataset, checksums)
+        return pool.submit(build_item, str(task.folder), task.dataset, checksums)
 
-    tasks = _scan(mirror, state, result, seen, force)
+    tasks = (
+        _scan_store(store, state, result, seen, force) if store else _scan(mirror, state, result, seen, force)
+    )
     first = list(itertools.islice(tasks, SMALL_BUILD + 1))
     if len(first) <= SMALL_BUILD and executor is None and dask is None:
         workers = 1  # a pool's start-up would cost more than these few items

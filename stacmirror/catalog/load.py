@@ -12,9 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pystac
 
+from ..errors import NotACatalog
 from ..property_filter import from_query, matches
+from ..storage import is_store_url
 
 
 def _epsg(code: Any) -> int | None:
@@ -41,10 +44,12 @@ def items(
     select through the collections' ``items.parquet`` (the datasets' and the crop stacks') without
     walking the tree; ``query`` alone is applied while walking it.
     """
+    tree = from_query(query)  # read first: a bad query is an error before anything is loaded
+    if is_store_url(path):  # a store is always read through its items.parquet (no tree walk)
+        return _selected(str(path), collection, bbox, datetime, tree, filters)
     root = Path(path)
     if root.is_dir():
         root = root / "catalog.json"
-    tree = from_query(query)  # read first: a bad query is an error before anything is loaded
     if bbox is not None or datetime is not None:
         return _selected(root.parent, collection, bbox, datetime, tree, filters)
     catalog = pystac.read_file(str(root.resolve()))
@@ -78,7 +83,7 @@ def _wanted(filters: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _selected(out: Path, collection, bbox, datetime, tree, filters) -> pystac.ItemCollection:
+def _selected(out: Path | str, collection, bbox, datetime, tree, filters) -> pystac.ItemCollection:
     from ..offline_search import search
 
     start, _, end = (datetime or "..").partition("/")
@@ -90,7 +95,31 @@ def _selected(out: Path, collection, bbox, datetime, tree, filters) -> pystac.It
         end=None if end in ("", "..") else (end or start),
         filter=tree,
     )
-    return _keep((pystac.Item.from_file(entry["item"]) for entry in found.items), filters)
+    hrefs = [entry["item"] for entry in found.items]
+    if isinstance(out, str):
+        return _keep(_store_items(out, hrefs), filters)
+    return _keep((pystac.Item.from_file(href) for href in hrefs), filters)
+
+
+def _store_items(url: str, hrefs: list[str]) -> Iterable[pystac.Item]:
+    """Items read from a store (a GET each, 16 in flight), with their hrefs in the store, so that
+    their assets become ``s3://`` URLs the loaders open through GDAL (see ``gdal_env``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..storage import StoreMirror
+
+    store = StoreMirror.open(url)
+
+    def read(href: str) -> pystac.Item:
+        data = store.get_bytes(href[len(store.url) + 1 :])
+        if data is None:
+            raise NotACatalog(f"{href}: the item is listed in items.parquet but missing from the store")
+        item = pystac.Item.from_dict(orjson.loads(data), preserve_dict=False)
+        item.set_self_href(href)
+        return item
+
+    with ThreadPoolExecutor(16) as pool:
+        yield from pool.map(read, hrefs)
 
 
 def _for_loaders(item: pystac.Item) -> pystac.Item:

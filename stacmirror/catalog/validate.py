@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from pystac.validation import JsonSchemaSTACValidator, validate_dict
 
 from ..errors import SchemaUnavailable
 from ..fileio import write_json_atomic
+from ..storage import StoreMirror, is_store_url
 
 SCHEMA_HOST = "https://stac-extensions.github.io/"
 SCENE_ID = re.compile(r"^L[CEMOT][1-9]\d{3}\d{3}\d{7}[A-Z]{3}\d{2}$")
@@ -103,7 +105,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {"checked": self.checked, "problems": self.problems, "schemasFetched": self.schemas_fetched}
 
-    def add(self, path: Path, message: str) -> None:
+    def add(self, path: Path | str, message: str) -> None:
         self.problems.setdefault(str(path), []).append(message)
 
     @property
@@ -131,53 +133,90 @@ def landsat_problems(properties: dict[str, Any]) -> list[str]:
     return problems
 
 
-def validate_catalog(out: Path, schema_dir: Path | None = None) -> ValidationReport:
-    """Validate ``OUT/catalog.json`` and every collection and item it links to."""
-    store = SchemaStore(schema_dir)
-    pystac.validation.set_validator(store.validator)
+class _Tree:
+    """The catalog's files by key (a path relative to the mirror root): on disk, or in a store."""
+
+    def __init__(self, out: Path | str):
+        self.store = None
+        if is_store_url(out):
+            import obstore
+
+            self.store = StoreMirror.open(str(out))
+            self.keys = set()
+            for batch in obstore.list(self.store.store):
+                self.keys.update(meta["path"] for meta in batch)
+        else:
+            self.root = Path(out)
+
+    def name(self, key: str) -> str:
+        return f"{self.store.url}/{key}" if self.store else str(self.root / key)
+
+    def exists(self, key: str) -> bool:
+        return key in self.keys if self.store else (self.root / key).exists()
+
+    def read(self, key: str) -> bytes:
+        if self.store:
+            data = self.store.get_bytes(key)
+            if data is None:
+                raise OSError(f"{key}: no such object")
+            return data
+        return (self.root / key).read_bytes()
+
+
+def validate_catalog(out: Path | str, schema_dir: Path | None = None) -> ValidationReport:
+    """Validate ``OUT/catalog.json`` and every collection and item it links to; ``out`` is a folder
+    or a mirror's store URL (read with one listing and a GET per catalog file)."""
+    schemas = SchemaStore(schema_dir)
+    pystac.validation.set_validator(schemas.validator)
     report = ValidationReport()
-    root = Path(out) / "catalog.json"
-    if not root.exists():
-        report.add(root, "no catalog.json (run: stacmirror catalog OUT)")
+    tree = _Tree(out)
+    if not tree.exists("catalog.json"):
+        report.add(tree.name("catalog.json"), "no catalog.json (run: stacmirror catalog OUT)")
         return report
-    queue, seen = [root], set()
+    queue, seen = ["catalog.json"], set()
     while queue:
-        path = queue.pop()
-        if path in seen:
+        key = queue.pop()
+        if key in seen:
             continue
-        seen.add(path)
+        seen.add(key)
+        name = tree.name(key)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(tree.read(key))
         except (OSError, ValueError) as exc:
-            report.add(path, f"unreadable JSON: {exc}")
+            report.add(name, f"unreadable JSON: {exc}")
             continue
         report.checked += 1
         for extension in data.get("stac_extensions") or []:
-            store.ensure(str(extension))
+            schemas.ensure(str(extension))
         try:
-            validate_dict(data, href=str(path))
+            validate_dict(data, href=name)
         except pystac.STACValidationError as exc:
             detail = getattr(exc, "source", None) or exc
-            report.add(path, f"schema: {str(detail).splitlines()[0][:400]}")
+            report.add(name, f"schema: {str(detail).splitlines()[0][:400]}")
         except pystac.errors.GetSchemaError as exc:  # a schema missing from the local folder
-            report.add(path, f"schema not available offline: {exc}")
+            report.add(name, f"schema not available offline: {exc}")
         except Exception as exc:  # the validator can fail on malformed input in other ways
-            report.add(path, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            report.add(name, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
         if data.get("type") == "Feature" and any(
             e.startswith(SCHEMA_HOST + "landsat/") for e in data.get("stac_extensions", [])
         ):
             for problem in landsat_problems(data.get("properties", {})):
-                report.add(path, problem)
+                report.add(name, problem)
+        folder = posixpath.dirname(key)
         for link in data.get("links", []):
-            if link.get("rel") in ("child", "item") and not str(link.get("href", "")).startswith("http"):
-                target = (path.parent / link["href"]).resolve()
-                if not target.exists():
-                    report.add(path, f"broken {link['rel']} link {link['href']}")
+            if link.get("rel") in ("child", "item") and "://" not in str(link.get("href", "")):
+                target = posixpath.normpath(posixpath.join(folder, link["href"]))
+                if target.startswith("../") or not tree.exists(target):
+                    report.add(name, f"broken {link['rel']} link {link['href']}")
                 else:
                     queue.append(target)
-        for key, asset in (data.get("assets") or {}).items():
+        for asset_key, asset in (data.get("assets") or {}).items():
             href = str(asset.get("href", ""))
-            if href and "://" not in href and not (path.parent / href).exists():
-                report.add(path, f"asset {key}: file {href} does not exist")
-    report.schemas_fetched = store.fetched
+            if (
+                href
+                and "://" not in href
+                and not tree.exists(posixpath.normpath(posixpath.join(folder, href)))
+            ):
+                report.add(name, f"asset {asset_key}: file {href} does not exist")
+    report.schemas_fetched = schemas.fetched
     return report

@@ -1,4 +1,5 @@
-"""``stacmirror catalog`` and ``stacmirror validate``: offline, from what is on disk."""
+"""``stacmirror catalog`` and ``stacmirror validate``: offline, from the mirror's files (in a folder
+or a store)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ from pathlib import Path
 
 import click
 
-from .options import LocalMirror, json_option, parallel_options, quiet_option
+from .options import AnyMirror, json_option, parallel_options, quiet_option
 from .render import make_renderer
 
 
 @click.command()
-@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=AnyMirror(exists=True, file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Rebuild every item, even unchanged ones.")
 @parallel_options
 @json_option
 @quiet_option
 def catalog(
-    out: Path, force: bool, workers: int | None, dask: str | None, as_json: bool, quiet: bool
+    out: Path | str, force: bool, workers: int | None, dask: str | None, as_json: bool, quiet: bool
 ) -> None:
-    """Build or update OUT/catalog.json from the files in the mirror (no network)."""
+    """Build or update OUT/catalog.json from the files in the mirror (no network).
+
+    OUT may be a mirror in an object store (s3://bucket/prefix): the store is listed, headers and
+    masks are read with range requests, and the catalog is published to the store."""
     from ..api import build_catalog
 
     renderer = make_renderer(quiet, as_json)
@@ -32,7 +36,7 @@ def catalog(
         click.echo(
             f"catalog: {result.written} item(s) written, {result.unchanged} unchanged, "
             f"{result.removed} removed, {len(result.errors)} error(s) in {result.elapsed:.2f}s "
-            f"-> {out / 'catalog.json'}",
+            f"-> {out}/catalog.json",
             err=True,
         )
     if result.errors:
@@ -40,7 +44,7 @@ def catalog(
 
 
 @click.command()
-@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=AnyMirror(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--schemas",
     type=click.Path(file_okay=False, path_type=Path),

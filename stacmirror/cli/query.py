@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from ..fileio import write_json_atomic
-from .options import LocalMirror
+from .options import AnyMirror
 
 
 @click.command()
-@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=AnyMirror(exists=True, file_okay=False, path_type=Path))
 @click.option("--collection", help="Only this collection: a dataset, or crop-<stack id> for a crop stack.")
 @click.option("--bbox", help="Items whose geometry intersects W,S,E,N (W > E crosses the antimeridian).")
 @click.option("--aoi", type=click.Path(path_type=Path), help="Items whose geometry intersects this GeoJSON.")
@@ -39,7 +39,7 @@ from .options import LocalMirror
     help="Write a FeatureCollection.",
 )
 def query(
-    out: Path,
+    out: Path | str,
     collection: str | None,
     bbox: str | None,
     aoi: Path | None,
@@ -55,7 +55,10 @@ def query(
     as_json: bool,
     geojson_out: Path | None,
 ) -> None:
-    """Search the mirror with no network: area, dates, cloud, path/row, platform, any property."""
+    """Search the mirror with no network: area, dates, cloud, path/row, platform, any property.
+
+    OUT may be a mirror in an object store (s3://bucket/prefix): its items.parquet is copied to the
+    local cache (again only when it changed) and searched there."""
     from ..errors import InvalidInput
     from ..offline_search import search
 

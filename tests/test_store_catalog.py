@@ -1,0 +1,172 @@
+"""The catalog of a mirror in an object store (moto's S3 server on 127.0.0.1): built from the store's
+listing and range reads, published with relative hrefs, equal to the same catalog on disk; then
+validated, queried and loaded with odc-stac from the store, and built by Dask workers that are
+given no local path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import stacmirror
+from stacmirror.storage import StoreMirror, gdal_env
+
+from . import s3 as s3h
+from .helpers import STACMIRROR, cli_env, run_harvest
+
+BANDS = ["red", "green", "blue", "QA_PIXEL", "MTL", "ANG"]
+
+
+def _disk(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and ".stacmirror" not in p.relative_to(out).parts
+    }
+
+
+def _comparable(key: str, data: bytes):
+    """A file's content with the build time left out: items carry ``created``, and parquet rows too."""
+    if key.endswith(".parquet"):
+        table = pq.read_table(pa_buffer(data))
+        rows = table.to_pylist()
+        for row in rows:
+            row.get("properties", row).pop("created", None)
+            row.pop("created", None)
+        return rows
+    if key.endswith(".json"):
+        data_json = json.loads(data)
+        data_json.get("properties", {}).pop("created", None)
+        return data_json
+    return data
+
+
+def pa_buffer(data: bytes):
+    import pyarrow as pa
+
+    return pa.BufferReader(data)
+
+
+@pytest.fixture
+def both(emulator, moto, bucket: str, tmp_path: Path):
+    """The same harvest and catalog into the store and onto a disk: (store URL, disk folder)."""
+    url = f"s3://{bucket}/mirror"
+    disk = tmp_path / "disk"
+    for out in (url, disk):
+        summary, _ = run_harvest(emulator, out, mode="bands", bands=BANDS, max_scenes=3)
+        assert summary.files_failed == 0
+    for out in (url, disk):
+        result = stacmirror.build_catalog(out, workers=1)
+        assert result.ok and result.written == 3, result.errors
+    return url, disk
+
+
+def _is_item(path: Path) -> bool:
+    return path.suffix == ".json" and path.stem == path.parent.name  # <id>/<id>.json
+
+
+def _published(moto, bucket: str, prefix: str = "mirror") -> dict[str, bytes]:
+    return {k: v for k, v in s3h.objects(moto.client(), bucket, prefix).items() if not k.startswith(".")}
+
+
+def test_the_catalog_built_in_the_store_equals_the_one_on_disk(moto, bucket: str, both) -> None:
+    url, disk = both
+    found = _published(moto, bucket)
+    local = _disk(disk)
+    assert sorted(found) == sorted(local)  # the same files: data, items, thumbnails, parents, parquet
+    assert any(k.endswith(".parquet") for k in found) and "catalog.json" in found
+    for key in local:
+        assert _comparable(key, found[key]) == _comparable(key, local[key]), key
+    items = [json.loads(v) for k, v in found.items() if k.endswith(".json") and _is_item(Path(k))]
+    assert len(items) == 3
+    for item in items:  # relative hrefs: the catalog works from the store, its endpoint, or a copy
+        assert all(a["href"].startswith("./") for a in item["assets"].values())
+        tree = [link["href"] for link in item["links"] if link["rel"] in ("root", "parent", "collection")]
+        assert len(tree) == 3 and all(href.startswith("../") for href in tree)
+    cache = StoreMirror(url, None).cache  # the writer's working copy holds no raster
+    assert not [p for p in cache.rglob("*.TIF")]
+
+
+def test_a_no_op_rebuild_in_the_store_reads_and_uploads_nothing(both) -> None:
+    url, _ = both
+    events: list = []
+    again = stacmirror.build_catalog(url, workers=1, on_event=events.append)
+    assert again.written == 0 and again.unchanged == 3 and again.rasters_opened == 0
+    assert any("published 0 catalog file(s), deleted 0" in getattr(e, "message", "") for e in events)
+
+
+def test_the_store_validates_as_the_disk_and_so_does_a_copy(
+    moto, bucket: str, both, tmp_path: Path, schema_host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STACMIRROR_SCHEMA_HOST", schema_host)
+    url, disk = both
+    on_store, on_disk = stacmirror.validate(url), stacmirror.validate(disk)
+    assert on_store.ok and on_disk.ok, on_store.problems
+    assert on_store.checked == on_disk.checked > 3
+    copy = tmp_path / "copy"  # the published catalog, copied to disk as it is, validates too
+    for key, data in _published(moto, bucket).items():
+        (copy / key).parent.mkdir(parents=True, exist_ok=True)
+        (copy / key).write_bytes(data)
+    assert stacmirror.validate(copy).ok
+    client = moto.client()  # an asset gone from the store is reported, as a file gone from disk
+    key = next(k for k in _published(moto, bucket) if k.endswith("_SR_B4.TIF"))
+    client.delete_object(Bucket=bucket, Key=f"mirror/{key}")
+    report = stacmirror.validate(url)
+    assert not report.ok and any("does not exist" in p for ps in report.problems.values() for p in ps)
+
+
+def test_query_the_store_as_the_disk(both) -> None:
+    url, disk = both
+    everything = stacmirror.query(disk)
+    west, south, east, north = everything.items[0]["bbox"]
+    box = [west, south, (west + east) / 2, (south + north) / 2]
+    for filters in ({}, {"bbox": box}, {"cloud_max": 50.0}, {"start": "2021-10-01"}):
+        store_hits, disk_hits = stacmirror.query(url, **filters), stacmirror.query(disk, **filters)
+        assert store_hits.ids == disk_hits.ids, filters
+        assert all(e["item"].startswith(url + "/") for e in store_hits.items)
+    result = subprocess.run(
+        [*STACMIRROR, "query", url, "--ids"], capture_output=True, text=True, timeout=120, env=cli_env()
+    )
+    assert result.returncode == 0 and result.stdout.split() == everything.ids, result.stderr
+    assert s3h.SECRET not in result.stdout + result.stderr
+
+
+def test_items_from_the_store_load_pixel_equal_with_odc_stac(both) -> None:
+    import numpy as np
+    import odc.stac
+    import rasterio
+
+    url, disk = both
+    remote, local = stacmirror.items(url), stacmirror.items(disk, bbox=[-180, -90, 180, 90])
+    assert sorted(i.id for i in remote) == sorted(i.id for i in local)
+    assert all(a.href.startswith(url + "/") for i in remote for a in i.assets.values())
+    assert all(i.properties["proj:epsg"] for i in remote)
+    odc.stac.configure_rio(cloud_defaults=False, **gdal_env())
+    with rasterio.Env(**gdal_env()):
+        from_store = odc.stac.load(remote, bands=["red", "qa_pixel"], anchor="center")
+    from_disk = odc.stac.load(local, bands=["red", "qa_pixel"], anchor="center")
+    assert from_store["red"].shape == from_disk["red"].shape and from_store["red"].size > 0
+    np.testing.assert_array_equal(from_store["red"].values, from_disk["red"].values)
+    np.testing.assert_array_equal(from_store["qa_pixel"].values, from_disk["qa_pixel"].values)
+    assert int(from_store["red"].max()) > 0  # real pixels, not only nodata
+
+
+def test_dask_workers_build_the_store_catalog_with_no_local_path(both) -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    url, _ = both
+    cache = StoreMirror(url, None).cache
+    before = {p.name: json.loads(p.read_bytes()) for p in cache.rglob("*.json") if _is_item(p)}
+    # the workers inherit the AWS environment, not a path: each task is (store URL, keys, sizes)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        result = stacmirror.build_catalog(url, force=True, dask=cluster.scheduler_address)
+    assert result.ok and result.written == 3, result.errors
+    after = {p.name: json.loads(p.read_bytes()) for p in cache.rglob("*.json") if _is_item(p)}
+    for item in (*before.values(), *after.values()):
+        item["properties"].pop("created")
+    assert after == before

@@ -16,7 +16,7 @@ import stacmirror
 from stacmirror.storage import StoreMirror, gdal_env
 
 from . import s3 as s3h
-from .helpers import STACMIRROR, cli_env, run_harvest
+from .helpers import STACMIRROR, cli_env, run_harvest, serving
 
 BANDS = ["red", "green", "blue", "QA_PIXEL", "MTL", "ANG"]
 
@@ -135,7 +135,7 @@ def test_query_the_store_as_the_disk(both) -> None:
     assert s3h.SECRET not in result.stdout + result.stderr
 
 
-def test_items_from_the_store_load_pixel_equal_with_odc_stac(both) -> None:
+def test_items_from_the_store_load_pixel_equal_with_odc_stac_and_stackstac(both) -> None:
     import numpy as np
     import odc.stac
     import rasterio
@@ -153,6 +153,16 @@ def test_items_from_the_store_load_pixel_equal_with_odc_stac(both) -> None:
     np.testing.assert_array_equal(from_store["red"].values, from_disk["red"].values)
     np.testing.assert_array_equal(from_store["qa_pixel"].values, from_disk["qa_pixel"].values)
     assert int(from_store["red"].max()) > 0  # real pixels, not only nodata
+    import stackstac
+
+    def cube(items, env):
+        return stackstac.stack(
+            items, assets=["red"], rescale=False, dtype="uint16", fill_value=np.uint16(0),
+            resolution=30, snap_bounds=False, gdal_env=env,
+        ).compute()  # fmt: skip
+
+    remote_env = stackstac.DEFAULT_GDAL_ENV.updated(always=gdal_env())
+    np.testing.assert_array_equal(cube(remote, remote_env).values, cube(local, None).values)
 
 
 def test_dask_workers_build_the_store_catalog_with_no_local_path(both) -> None:
@@ -170,3 +180,78 @@ def test_dask_workers_build_the_store_catalog_with_no_local_path(both) -> None:
     for item in (*before.values(), *after.values()):
         item["properties"].pop("created")
     assert after == before
+
+
+def test_serve_proxies_the_store_and_answers_the_api_as_for_the_disk(both) -> None:
+    import requests
+
+    url, disk = both
+    with serving(url) as remote, serving(disk) as local:
+        assert remote.store is not None and local.store is None
+
+        def get(server, path: str, **headers: str):
+            return requests.get(f"{server.base_url}{path}", headers=headers, timeout=30)
+
+        root = get(remote, "/catalog/catalog.json")
+        assert root.status_code == 200 and root.headers["Access-Control-Allow-Origin"] == "*"
+        assert root.text.replace(remote.base_url, "BASE") == get(local, "/catalog/catalog.json").text.replace(
+            local.base_url, "BASE"
+        )
+        tif = next(p for p in disk.rglob("*_SR_B4.TIF")).relative_to(disk).as_posix()
+        whole = get(remote, f"/catalog/{tif}")
+        assert whole.status_code == 200 and whole.content == (disk / tif).read_bytes()
+        assert (
+            whole.headers["Content-Type"].startswith("image/tiff")
+            and whole.headers["Accept-Ranges"] == "bytes"
+        )
+        part = get(remote, f"/catalog/{tif}", Range="bytes=100-199")
+        assert part.status_code == 206 and part.content == whole.content[100:200]
+        assert part.headers["Content-Range"] == f"bytes 100-199/{len(whole.content)}"
+        assert get(remote, f"/catalog/{tif}", Range="bytes=-10").content == whole.content[-10:]
+        assert get(remote, f"/catalog/{tif}", Range=f"bytes={len(whole.content)}-").status_code == 416
+        item_rel = next(p for p in disk.rglob("*.json") if _is_item(p)).relative_to(disk).as_posix()
+        item = get(remote, f"/catalog/{item_rel}")
+        assert item.headers["Content-Type"] == "application/geo+json"
+        assert item.json()["links"][0] == {
+            "rel": "self", "href": f"{remote.base_url}/catalog/{item_rel}", "type": "application/geo+json",
+        }  # fmt: skip
+        for path in (
+            "/catalog/.stacmirror/ledger.sqlite",
+            "/catalog/../x",
+            "/catalog/%2e%2e/x",
+            "/catalog/nope",
+        ):
+            assert get(remote, path).status_code in (404, 503), path
+        for path in ("/api/search?limit=2", "/api/collections", "/api/search?bbox=-180,-90,180,90&limit=5"):
+            answers = []
+            for server in (remote, local):
+                document = json.loads(get(server, path).text.replace(server.base_url, "BASE"))
+                for feature in document.get("features", []):
+                    feature["properties"].pop("created")  # the one field a build sets anew
+                answers.append(document)
+            assert answers[0] == answers[1], path
+        found = get(remote, "/api/search?limit=1").json()["features"][0]
+        asset = get(remote, found["assets"]["red"]["href"].replace(remote.base_url, ""), Range="bytes=0-3")
+        assert asset.status_code == 206 and asset.content[:2] in (b"II", b"MM")
+
+
+def test_the_serve_command_serves_a_store(both, tmp_path: Path) -> None:
+    import requests
+
+    url, _ = both
+    proc = subprocess.Popen(
+        [*STACMIRROR, "serve", url, "--port", "0", "--no-build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(STACMIRROR_BROWSER_CACHE=str(tmp_path / "no-browser-here")),
+    )
+    try:
+        base = proc.stdout.readline().strip()
+        assert base.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else base
+        assert requests.get(base + "catalog/catalog.json", timeout=30).json()["type"] == "Catalog"
+        assert len(requests.get(base + "api/search", timeout=30).json()["features"]) == 3
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert s3h.SECRET not in err and s3h.KEY not in err

@@ -109,6 +109,12 @@ def _store_items(url: str, hrefs: list[str]) -> Iterable[pystac.Item]:
     from ..storage import StoreMirror
 
     store = StoreMirror.open(url)
+    # the root, read once and set on every item: pystac resolves it when an item is serialised
+    # (stackstac does), and its own reader cannot open an s3:// href
+    data = store.get_bytes("catalog.json")
+    if data is None:
+        raise NotACatalog(f"{url} has no catalog.json")
+    root = pystac.Catalog.from_dict(orjson.loads(data), href=f"{store.url}/catalog.json")
 
     def read(href: str) -> pystac.Item:
         data = store.get_bytes(href[len(store.url) + 1 :])
@@ -116,6 +122,7 @@ def _store_items(url: str, hrefs: list[str]) -> Iterable[pystac.Item]:
             raise NotACatalog(f"{href}: the item is listed in items.parquet but missing from the store")
         item = pystac.Item.from_dict(orjson.loads(data), preserve_dict=False)
         item.set_self_href(href)
+        item.set_root(root)
         return item
 
     with ThreadPoolExecutor(16) as pool:

@@ -9,11 +9,12 @@ import click
 
 from ..errors import InvalidInput, NotACatalog
 from ..layout import Mirror
-from .options import LocalMirror, serve_until_interrupted
+from ..storage import is_store_url
+from .options import AnyMirror, LocalMirror, serve_until_interrupted
 
 
 @click.command()
-@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=AnyMirror(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free)."
 )
@@ -30,17 +31,20 @@ from .options import LocalMirror, serve_until_interrupted
     is_flag=True,
     help="No OpenStreetMap basemap: the pages make no request beyond this server.",
 )
-def serve(out: Path, port: int, host: str, open_page: bool, no_build: bool, offline: bool) -> None:
+def serve(out: Path | str, port: int, host: str, open_page: bool, no_build: bool, offline: bool) -> None:
     """Serve STAC Browser, the catalog and its assets, and a STAC API at /api/, from one local origin.
 
     STAC Browser 4.0.1 is built once, on first use, with Node.js and npm into
     ~/.cache/stacmirror (a few minutes). Its search uses the STAC API. Maps show an
     OpenStreetMap basemap unless --offline. The URL is the first line printed.
+
+    OUT may be a mirror in an object store (s3://bucket/prefix): the catalog and its assets are
+    proxied from the store (with Range), and the API searches a local copy of its items.parquet.
     """
     from ..serve.browser import BrowserUnavailable, build, built
     from ..serve.server import ServeServer
 
-    if not Mirror(out).catalog_path.exists():
+    if not is_store_url(out) and not Mirror(Path(out)).catalog_path.exists():
         raise NotACatalog(f"{out} has no catalog.json (run: stacmirror catalog {out})")
     browser = built()
     if browser is None and not no_build:

@@ -13,6 +13,7 @@ section says what failed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -70,8 +71,9 @@ class StacApi:
     """Answers STAC API requests for one mirror; ``handle`` returns (status, media type, body),
     the body a JSON document or, for the HTML page, text."""
 
-    def __init__(self, out: Path, base_url: str):
+    def __init__(self, out: Path, base_url: str, read: Callable[[Path], bytes] | None = None):
         self.mirror = Mirror(out)
+        self.read = read or Path.read_bytes  # a store mirror's items are read from the store
         self.base = base_url.rstrip("/")
         self.api = self.base + "/api"
 
@@ -240,7 +242,7 @@ class StacApi:
         return f"{self.base}/catalog/{target.relative_to(self.mirror.root.resolve()).as_posix()}"
 
     def _item(self, path: Path) -> dict[str, Any]:
-        item = json.loads(path.read_text())
+        item = json.loads(self.read(path))
         for asset in item.get("assets", {}).values():
             asset["href"] = self._asset_url(path.parent, str(asset["href"]))
         collection = item.get("collection")

@@ -25,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..errors import NotACatalog
 from ..layout import Mirror
+from ..storage import StoreMirror, is_store_url
 from .api import StacApi
 from .browser import config_js
 
@@ -55,6 +57,18 @@ MEDIA_TYPES = {
 }
 CHUNK = 1 << 16
 MAX_BODY = 1 << 20  # a search body is a few kB
+
+
+def safe_key(url_path: str) -> str | None:
+    """The object key ``url_path`` names in a store mirror, by the same rules (no hidden part, no
+    way up), or None."""
+    decoded = unquote(url_path)
+    if "\x00" in decoded or "\\" in decoded:
+        return None
+    parts = [p for p in posixpath.normpath("/" + decoded.lstrip("/")).split("/") if p]
+    if not parts or any(p.startswith(".") for p in parts):
+        return None
+    return "/".join(parts)
 
 
 def safe_path(root: Path, url_path: str) -> Path | None:
@@ -182,6 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
                 head,
             )
             return
+        if (path == "/catalog" or path.startswith("/catalog/")) and self.server.store is not None:
+            self._object(path[len("/catalog") :], head)
+            return
         if path == "/catalog" or path.startswith("/catalog/"):
             root, rest = self.server.out, path[len("/catalog") :]
         elif self.server.browser is not None:
@@ -200,22 +217,58 @@ class _Handler(BaseHTTPRequestHandler):
             self._bytes(b"Not Found", "text/plain", head, status=404)
             return
         if target.suffix == ".json" and target.stem == target.parent.name and root == self.server.out:
-            item = self._item(target)  # <folder>/<folder>.json: an item, as the layout names it
+            # <folder>/<folder>.json: an item, as the layout names it
+            item = self._item(target.read_bytes(), target.relative_to(self.server.out).as_posix())
             if item is not None:
                 self._json(item, head, media_type="application/geo+json")
                 return
         self._file(target, head)
 
-    def _item(self, target: Path) -> dict | None:
+    def _object(self, rest: str, head: bool) -> None:
+        """``/catalog/<key>`` of a store mirror: proxied from the store, with Range."""
+        import obstore
+
+        store = self.server.store
+        key = safe_key(rest or "/")
+        if key is None or key.endswith("/"):
+            key = None if key is None else key + "index.html"
+        if key == "catalog.json":
+            self._json(self.server.api.searchable_root(), head)
+            return
+        parts = (key or "").split("/")
+        try:
+            if key is None:
+                raise FileNotFoundError
+            if key.endswith(".json") and len(parts) > 1 and parts[-1] == parts[-2] + ".json":
+                data = store.get_bytes(key)
+                if data is None:
+                    raise FileNotFoundError
+                item = self._item(data, key)
+                if item is not None:
+                    self._json(item, head, media_type="application/geo+json")
+                else:
+                    self._bytes(data, "application/json", head)
+                return
+            size = obstore.head(store.store, key)["size"]
+            span = self._span(size, Path(key).suffix, head)
+            if span is None or head:
+                return
+            start, end = span
+            for chunk in obstore.get(store.store, key, options={"range": (start, end + 1)}).stream():
+                self.wfile.write(chunk)
+        except FileNotFoundError:
+            self._bytes(b"Not Found", "text/plain", head, status=404)
+
+    def _item(self, data: bytes, rel: str) -> dict | None:
         """An item file with a ``self`` link to where it is served (the file has none: it has to
         stay valid wherever the mirror is copied), or None if the file is not an item."""
         try:
-            item = json.loads(target.read_bytes())
+            item = json.loads(data)
         except ValueError:
             return None
         if not isinstance(item, dict) or item.get("type") != "Feature":
             return None
-        href = f"{self.server.base_url}/catalog/{target.relative_to(self.server.out).as_posix()}"
+        href = f"{self.server.base_url}/catalog/{rel}"
         links = [link for link in item.get("links", []) if link.get("rel") != "self"]
         item["links"] = [{"rel": "self", "href": href, "type": "application/geo+json"}, *links]
         return item
@@ -231,8 +284,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
-    def _file(self, target: Path, head: bool) -> None:
-        size = target.stat().st_size
+    def _span(self, size: int, suffix: str, head: bool) -> tuple[int, int] | None:
+        """Send the status and headers for ``Range`` (or the whole file); the byte span to send, or
+        None when 416 was answered."""
         start, end, status = 0, size - 1, 200
         wanted = self.headers.get("Range")
         if wanted:
@@ -248,17 +302,22 @@ class _Handler(BaseHTTPRequestHandler):
                     self.send_header("Content-Range", f"bytes */{size}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    return
+                    return None
                 status = 206
         self.send_response(status)
-        self.send_header("Content-Type", MEDIA_TYPES.get(target.suffix.lower(), "application/octet-stream"))
+        self.send_header("Content-Type", MEDIA_TYPES.get(suffix.lower(), "application/octet-stream"))
         self.send_header("Content-Length", str(end - start + 1))
         self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
-        if head:
+        return start, end
+
+    def _file(self, target: Path, head: bool) -> None:
+        span = self._span(target.stat().st_size, target.suffix, head)
+        if span is None or head:
             return
+        start, end = span
         with target.open("rb") as handle:
             handle.seek(start)
             remaining = end - start + 1
@@ -283,13 +342,25 @@ class ServeServer(ThreadingHTTPServer):
 
     def __init__(
         self,
-        out: Path,
+        out: Path | str,
         browser: Path | None,
         host: str = "127.0.0.1",
         port: int = 8000,
         *,
         offline: bool = False,
     ):
+        self.store = None
+        read = None
+        if is_store_url(out):  # the API searches a copy of its items.parquet; the rest is proxied
+            from ..catalog.published import read_copy
+
+            self.store = StoreMirror.open(str(out))
+            out = read_copy(self.store)
+            if not (out / "catalog.json").exists():
+                raise NotACatalog(
+                    f"{self.store.url} has no catalog.json (run: stacmirror catalog {self.store.url})"
+                )
+            read = self._read_object
         super().__init__((host, port), _Handler)
         self.offline = offline
         self.out = Path(out).resolve()
@@ -297,5 +368,13 @@ class ServeServer(ThreadingHTTPServer):
         bound_host, bound_port = self.server_address[:2]
         shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
         self.base_url = f"http://{shown}:{bound_port}"
-        self.api = StacApi(self.out, self.base_url)
+        self.api = StacApi(self.out, self.base_url, read=read)
         self.root_catalog = Mirror(self.out).catalog_path.resolve()
+
+    def _read_object(self, path: Path) -> bytes:
+        """An item of a store mirror, by its path in the local copy the API searches."""
+        assert self.store is not None
+        data = self.store.get_bytes(Path(path).relative_to(self.out).as_posix())
+        if data is None:
+            raise FileNotFoundError(path)
+        return data

@@ -190,6 +190,24 @@ def validate(out: str | Path, *, schemas: str | Path | None = None):
     return validate_catalog(root, Path(schemas) if schemas is not None else None)
 
 
+def _catalog_mirror(out: str | Path) -> Mirror:
+    """The mirror whose catalog state finds stacks: the folder, or for a store the cache of the
+    machine that built its catalog."""
+    from .storage import StoreMirror
+
+    if is_store_url(out):
+        store = StoreMirror.open(str(out))
+        if not store.local.catalog_path.exists():
+            raise NotACatalog(
+                f"{store.url}: its catalog was not built here (run: stacmirror catalog {store.url})"
+            )
+        return store.local
+    mirror = Mirror(Path(out))
+    if not mirror.catalog_path.exists():
+        raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: build_catalog)")
+    return mirror
+
+
 def find_stacks(
     out: str | Path,
     *,
@@ -208,9 +226,8 @@ def find_stacks(
     from .cropper.stacks import GROUP_BY
     from .cropper.stacks import find_stacks as find
 
-    mirror = Mirror(local_folder(out, "find_stacks()"))
-    if not mirror.catalog_path.exists():
-        raise NotACatalog(f"{mirror.root} has no catalog yet (build it first: build_catalog)")
+    mirror = _catalog_mirror(out)
+    store_url = str(out).rstrip("/") if is_store_url(out) else None
     if group_by not in GROUP_BY:
         raise InvalidInput("group_by", f"must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
     if not isinstance(min_scenes, int) or min_scenes < 1:
@@ -219,7 +236,13 @@ def find_stacks(
         raise InvalidInput("max_cloud", f"must be between 0 and 100, got {max_cloud}")
     area = load_area(aoi=aoi) if aoi is not None else None
     stacks, notes = find(
-        mirror, collection=collection, min_scenes=min_scenes, aoi=area, max_cloud=max_cloud, group_by=group_by
+        mirror,
+        collection=collection,
+        min_scenes=min_scenes,
+        aoi=area,
+        max_cloud=max_cloud,
+        group_by=group_by,
+        store_url=store_url,
     )
     emit = ev.emitter(on_event)
     for note in notes:
@@ -270,8 +293,14 @@ def crop(
     """
     from .cropper.crop import crop_stack, raster_asset_keys
     from .executors import check_workers, executor_for
+    from .storage import StoreMirror
 
-    mirror = Mirror(local_folder(out, "crop()"))
+    store = StoreMirror.open(str(out)) if is_store_url(out) else None
+    if store is not None and dask is not None:
+        raise InvalidInput(
+            "dask", "crop on a store writes its COGs on this machine, then puts them: use --workers"
+        )
+    mirror = store.local if store is not None else Mirror(Path(out))
     stacks = list(stacks)
     wanted: set[str] | None = None
     if assets is not None:
@@ -288,13 +317,30 @@ def crop(
     check_workers(workers)
     emit = ev.emitter(on_event)
     result = CropResult()
-    with executor_for(executor, workers=workers, dask=dask) as (pool, _):
-        for stack in stacks:
-            done = crop_stack(mirror, stack, assets=wanted, executor=pool, virtual=virtual)
-            result.stacks.append(done)
-            emit(ev.StackCropped(done.stack_id, done.cropped, done.files, done.skipped, len(done.errors)))
+    if store is not None:  # under the store's lock; the catalog build then publishes the crops
+        store.acquire()
+    try:
+        with executor_for(executor, workers=workers, dask=dask) as (pool, _):
+            for stack in stacks:
+                done = crop_stack(
+                    mirror,
+                    stack,
+                    assets=wanted,
+                    executor=pool,
+                    virtual=virtual,
+                    store_url=store and store.url,
+                )
+                result.stacks.append(done)
+                emit(ev.StackCropped(done.stack_id, done.cropped, done.files, done.skipped, len(done.errors)))
+    finally:
+        if store is not None:
+            store.release()
     result.catalog = build_catalog(
-        mirror.root, workers=workers, dask=dask, executor=executor, on_event=on_event
+        store.url if store is not None else mirror.root,
+        workers=workers,
+        dask=dask,
+        executor=executor,
+        on_event=on_event,
     )
     return result
 

@@ -32,7 +32,9 @@ from .fileio import write_bytes_atomic, write_json_atomic
 from .layout import STATE_DIR, Mirror
 
 SCHEMES = ("s3", "gs", "az")
-STORE_COMMANDS = "harvest, catalog, validate, query, serve and items()"  # what works on a store so far
+STORE_COMMANDS = (
+    "harvest, catalog, validate, query, stacks, crop, serve and items()"  # what works on a store so far
+)
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<bucket>[^/]*)(?:/(?P<prefix>.*))?$")
 LOCK_KEY = f"{STATE_DIR}/lock"
 LEDGER_KEY = f"{STATE_DIR}/ledger.sqlite"
@@ -133,6 +135,14 @@ def gdal_path(url: str, key: str) -> str:
     prefix = (match["prefix"] or "").strip("/")
     parts = [match["bucket"], *([prefix] if prefix else []), key]
     return VSI_PREFIXES[match["scheme"].lower()] + "/".join(parts)
+
+
+def gdal_name(path: Path, store_url: str | None, root: Path) -> str:
+    """The name GDAL opens a mirror's file by: its path, or, in a store mirror laid over the local
+    folder ``root`` (its cache), its object's ``/vsis3/…`` name."""
+    if store_url is None:
+        return str(path)
+    return gdal_path(store_url, Path(path).relative_to(root).as_posix())
 
 
 def gdal_env() -> dict[str, str]:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import stacmirror
+from stacmirror.errors import InvalidInput
 from stacmirror.storage import StoreMirror, gdal_env
 
 from . import s3 as s3h
@@ -255,3 +256,31 @@ def test_the_serve_command_serves_a_store(both, tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert s3h.SECRET not in err and s3h.KEY not in err
+
+
+def test_crops_in_the_store_equal_the_crops_on_disk(moto, bucket: str, both) -> None:
+    url, disk = both
+    remote, local = stacmirror.find_stacks(url), stacmirror.find_stacks(disk)
+    assert [s.stack_id for s in remote] == [s.stack_id for s in local] and remote
+    cropped = stacmirror.crop(url, remote, workers=1)
+    reference = stacmirror.crop(disk, local, workers=1)
+    assert cropped.ok and reference.ok, cropped.errors
+    assert cropped.stacks[0].cropped == reference.stacks[0].cropped > 1
+    found, on_disk = _published(moto, bucket), _disk(disk)
+    assert sorted(found) == sorted(on_disk)
+    crops = [k for k in on_disk if k.startswith("crops/")]
+    assert any(k.endswith(".TIF") for k in crops) and any(k.endswith(".parquet") for k in crops)
+    for key in on_disk:
+        assert _comparable(key, found[key]) == _comparable(key, on_disk[key]), key
+    collection = f"crop-{remote[0].stack_id}"
+    assert (
+        stacmirror.query(url, collection=collection).ids == stacmirror.query(disk, collection=collection).ids
+    )
+    again = stacmirror.crop(url, stacmirror.find_stacks(url), workers=1)
+    assert again.stacks[0].skipped  # nothing changed: nothing cropped or put again
+
+
+def test_crop_on_a_store_refuses_dask_before_writing(both) -> None:
+    url, _ = both
+    with pytest.raises(InvalidInput, match="--workers"):
+        stacmirror.crop(url, stacmirror.find_stacks(url), dask="tcp://127.0.0.1:1")

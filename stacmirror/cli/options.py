@@ -156,7 +156,7 @@ def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Which stacks: shared by `stacks` and `crop`."""
     return apply(
         [
-            click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path)),
+            click.argument("out", type=AnyMirror(exists=True, file_okay=False, path_type=Path)),
             click.option("--collection", help="Only this collection (dataset alias)."),
             click.option(
                 "--min-scenes",

@@ -105,17 +105,23 @@ def _proj_fields(src: rasterio.DatasetReader, window: tuple[int, int, int, int])
     return {"proj:shape": [height, width], "proj:transform": [float(v) for v in list(transform)[:6]]}
 
 
-def virtual_raster(source: Path, target: Path, bounds: tuple[float, float, float, float]) -> dict[str, Any]:
+def virtual_raster(
+    source: Path, target: Path, bounds: tuple[float, float, float, float], opened: str | None = None
+) -> dict[str, Any]:
     """Write a VRT at ``target`` showing the pixels of ``source`` inside ``bounds``, copying none;
-    returns the crop's proj fields (those :func:`crop_raster` returns)."""
-    with rasterio.open(source) as src:
+    returns the crop's proj fields (those :func:`crop_raster` returns). ``opened`` is the name GDAL
+    reads the source by, when it is not ``source`` (an object in a store)."""
+    with rasterio.open(opened or source) as src:
         window = source_window(src, bounds)
-        write_window_vrt(src, target, window)
+        write_window_vrt(src, target, window, source)
         return _proj_fields(src, window)
 
 
-def crop_raster(source: Path, target: Path, bounds: tuple[float, float, float, float]) -> dict[str, Any]:
-    """Copy the pixels of ``source`` inside ``bounds`` into a COG; returns the crop's proj fields."""
+def crop_raster(
+    source: Path | str, target: Path, bounds: tuple[float, float, float, float]
+) -> dict[str, Any]:
+    """Copy the pixels of ``source`` (a path, or a name GDAL opens such as ``/vsis3/…``) inside
+    ``bounds`` into a COG; returns the crop's proj fields."""
     with rasterio.open(source) as src:
         window = source_window(src, bounds)
         col, row, width, height = window
@@ -147,12 +153,27 @@ class CropFrame:
     geometry: Any  # the rectangle in lon/lat (shapely)
     catalog_path: Path  # the mirror's root catalog, for the item's root link
     virtual: bool = False  # VRTs over the source windows instead of copied COGs
+    store_url: str | None = None  # a store mirror: the sources are read from it, by key
 
     @classmethod
-    def of(cls, stack: Stack, mirror: Mirror, *, virtual: bool = False) -> CropFrame:
+    def of(
+        cls, stack: Stack, mirror: Mirror, *, virtual: bool = False, store_url: str | None = None
+    ) -> CropFrame:
         return cls(
-            stack.stack_id, stack.epsg, tuple(stack.bounds), stack.geometry(), mirror.catalog_path, virtual
+            stack.stack_id,
+            stack.epsg,
+            tuple(stack.bounds),
+            stack.geometry(),
+            mirror.catalog_path,
+            virtual,
+            store_url,
         )
+
+    def opened(self, source: Path) -> str:
+        """The name GDAL opens a source raster by: its path, or its object in the store."""
+        from ..storage import gdal_name
+
+        return gdal_name(source, self.store_url, self.catalog_path.parent)
 
 
 def crop_member(
@@ -166,8 +187,11 @@ def crop_member(
 
     The rasters (and the thumbnail) are written here, beside each other; the item is returned for
     the one writer to write."""
+    from ..storage import gdal_env
+
     try:
-        return _crop_item(frame, source_item, Path(source_dir), Path(folder), assets)
+        with rasterio.Env(**(gdal_env() if frame.store_url else {})):
+            return _crop_item(frame, source_item, Path(source_dir), Path(folder), assets)
     except (ValueError, rasterio.errors.RasterioError, OSError) as exc:
         return f"{source_item['id']}: {exc}"
 
@@ -191,10 +215,11 @@ def _crop_item(
                 continue
             if frame.virtual:
                 target = folder / f"{source.stem}.vrt"
-                fields, media_type = virtual_raster(source, target, bounds), VRT_MEDIA_TYPE
+                fields = virtual_raster(source, target, bounds, frame.opened(source))
+                media_type = VRT_MEDIA_TYPE
             else:
                 target = folder / source.name
-                fields, media_type = crop_raster(source, target, bounds), COG
+                fields, media_type = crop_raster(frame.opened(source), target, bounds), COG
             cropped = {**asset, **fields, "href": f"./{target.name}", "type": media_type}
             cropped["file:size"] = target.stat().st_size
             cropped["file:checksum"] = multihash(sha256_file(target))
@@ -346,6 +371,7 @@ def crop_stack(
     workers: int | None = 2,
     executor: Executor | None = None,
     virtual: bool = False,
+    store_url: str | None = None,
 ) -> StackCropResult:
     """Crop (or keep, when its members and rectangle did not change) one stack.
 
@@ -357,7 +383,9 @@ def crop_stack(
     mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
     if executor is None:
         with executor_for(workers=workers) as (pool, _):
-            return crop_stack(mirror, stack, assets=assets, executor=pool, virtual=virtual)
+            return crop_stack(
+                mirror, stack, assets=assets, executor=pool, virtual=virtual, store_url=store_url
+            )
     folder = mirror.crop_dir(stack.stack_id)
     result = StackCropResult(stack.stack_id)
     plan = {
@@ -387,7 +415,7 @@ def crop_stack(
                 shutil.rmtree(child)
     folder.mkdir(parents=True, exist_ok=True)
 
-    frame = CropFrame.of(stack, mirror, virtual=virtual)
+    frame = CropFrame.of(stack, mirror, virtual=virtual, store_url=store_url)
     futures = [
         executor.submit(crop_member, frame, m.item, m.folder, folder / m.id, assets) for m in stack.members
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,7 @@ def group(members: Iterable[Member], group_by: str = "path-row") -> list[Stack]:
     return stacks
 
 
-def _valid_rows(path: Path, fill_bit: bool) -> tuple[Affine, np.ndarray, np.ndarray]:
+def _valid_rows(path: Path | str, fill_bit: bool) -> tuple[Affine, np.ndarray, np.ndarray]:
     """First/last valid column of every row, read block by block at full resolution."""
     with rasterio.open(path) as src:
         lefts, rights = [], []
@@ -234,8 +234,11 @@ def _aoi_rows(aoi: BaseGeometry, origin: tuple[float, float], rows: int, cols: i
     )
 
 
-def compute_rectangle(stack: Stack, aoi_lonlat: BaseGeometry | None = None) -> Stack:
-    """Fill in the stack's lattice origin and its largest common rectangle (members may be dropped)."""
+def compute_rectangle(
+    stack: Stack, aoi_lonlat: BaseGeometry | None = None, opened: Callable[[Path], str] = str
+) -> Stack:
+    """Fill in the stack's lattice origin and its largest common rectangle (members may be dropped).
+    ``opened`` gives the name GDAL reads a member's mask by (in a store mirror, its object)."""
     layers = []
     origin: tuple[float, float] | None = None
     kept = []
@@ -244,7 +247,7 @@ def compute_rectangle(stack: Stack, aoi_lonlat: BaseGeometry | None = None) -> S
         if raster is None:
             stack.notes.append(f"{member.id}: no 30 m raster on disk to tell valid pixels; left out")
             continue
-        transform, left, right = _valid_rows(*raster)
+        transform, left, right = _valid_rows(opened(raster[0]), raster[1])
         if origin is None:
             origin = (transform.c, transform.f)
         col_shift = (transform.c - origin[0]) / LATTICE
@@ -307,10 +310,14 @@ def find_stacks(
     max_cloud: float | None = None,
     group_by: str = "path-row",
     only: set[str] | None = None,
+    store_url: str | None = None,
 ) -> tuple[list[Stack], list[str]]:
     """Stacks with their rectangles, and notes for the user (zones, dropped scenes). ``only``: the
     stack ids wanted (no other rectangle is computed). Each stack carries the parameters that found
-    it, so that the crops can be redone the same way when a member is replaced (sync)."""
+    it, so that the crops can be redone the same way when a member is replaced (sync). In a store
+    mirror (``store_url``; ``mirror`` is then its cache) the masks are read from the store."""
+    from ..storage import gdal_env, gdal_name
+
     mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
     request = {
         "collection": collection,
@@ -337,7 +344,8 @@ def find_stacks(
             stack.members = footprint_hits
         if len(stack.members) < min_scenes:
             continue
-        compute_rectangle(stack, aoi)
+        with rasterio.Env(**(gdal_env() if store_url else {})):
+            compute_rectangle(stack, aoi, lambda path: gdal_name(path, store_url, mirror.root))
         notes += [f"{stack.stack_id}: {note}" for note in stack.notes]
         if len(stack.members) >= min_scenes and stack.rect.area > 0:
             stacks.append(stack)

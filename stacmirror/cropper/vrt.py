@@ -30,11 +30,14 @@ def _number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
-def window_vrt(src: rasterio.DatasetReader, target: Path, window: tuple[int, int, int, int]) -> bytes:
+def window_vrt(
+    src: rasterio.DatasetReader, target: Path, window: tuple[int, int, int, int], source: Path | None = None
+) -> bytes:
     """The VRT XML showing the ``(col, row, width, height)`` window of the open raster ``src``, as
-    written at ``target`` (the source is referred to relative to ``target``'s folder)."""
+    written at ``target`` (the source is referred to relative to ``target``'s folder; ``source`` is
+    where it sits in the mirror's layout, when ``src`` was opened by another name, in a store)."""
     col, row, width, height = window
-    source = Path(src.name)
+    source = Path(source or src.name)
     transform = src.window_transform(Window(col, row, width, height))
     root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
     if src.crs is not None:
@@ -77,9 +80,11 @@ def window_vrt(src: rasterio.DatasetReader, target: Path, window: tuple[int, int
     return ET.tostring(root, encoding="utf-8") + b"\n"
 
 
-def write_window_vrt(src: rasterio.DatasetReader, target: Path, window: tuple[int, int, int, int]) -> None:
+def write_window_vrt(
+    src: rasterio.DatasetReader, target: Path, window: tuple[int, int, int, int], source: Path | None = None
+) -> None:
     """Write :func:`window_vrt` to ``target`` atomically."""
-    write_bytes_atomic(target, window_vrt(src, target, window))
+    write_bytes_atomic(target, window_vrt(src, target, window, source))
 
 
 def _metadata(parent: ET.Element, tags: dict[str, str]) -> None:

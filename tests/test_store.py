@@ -329,11 +329,11 @@ def test_the_library_refuses_a_store_url_where_it_needs_a_folder(tmp_path: Path,
     import stacmirror
 
     monkeypatch.chdir(tmp_path)
-    for call in (stacmirror.find_stacks, stacmirror.sync, stacmirror.subscriptions):
+    for call in (stacmirror.sync, stacmirror.subscriptions):
         with pytest.raises(InvalidInput, match="object storage"):
             call("s3://bucket/mirror")
     with pytest.raises(InvalidInput, match="object storage"):
-        stacmirror.crop("s3://bucket/mirror", [])
+        stacmirror.remove_subscription("s3://bucket/mirror", 1)
     assert list(tmp_path.iterdir()) == []
 
 

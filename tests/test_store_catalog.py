@@ -284,3 +284,27 @@ def test_crop_on_a_store_refuses_dask_before_writing(both) -> None:
     url, _ = both
     with pytest.raises(InvalidInput, match="--workers"):
         stacmirror.crop(url, stacmirror.find_stacks(url), dask="tcp://127.0.0.1:1")
+
+
+def test_virtual_crops_in_the_store_load_as_the_copied_ones(both) -> None:
+    import numpy as np
+    import odc.stac
+
+    url, _ = both
+    stacks = stacmirror.find_stacks(url)
+    assert stacmirror.crop(url, stacks, workers=1, assets="red").ok
+    collection = f"crop-{stacks[0].stack_id}"
+    odc.stac.configure_rio(cloud_defaults=False, **gdal_env())
+    copied = odc.stac.load(stacmirror.items(url, collection), bands=["red"], anchor="center")
+    assert copied["red"].size > 0 and int(copied["red"].max()) > 0
+    result = stacmirror.crop(url, stacks, workers=1, assets="red", virtual=True)
+    assert result.ok, result.errors
+    virtual = stacmirror.items(url, collection)
+    assert all(i.assets["red"].href.endswith(".vrt") for i in virtual)
+    assert all(i.assets["red"].href.startswith(url + "/") for i in virtual)
+    store = StoreMirror.open(url)
+    vrt = store.get_bytes(virtual[0].assets["red"].href[len(url) + 1 :]).decode()
+    assert 'relativeToVRT="1"' in vrt and "/vsis3/" not in vrt and str(store.cache) not in vrt
+    b = odc.stac.load(virtual, bands=["red"], anchor="center")
+    a = copied
+    np.testing.assert_array_equal(a["red"].values, b["red"].values)

@@ -63,6 +63,13 @@ class LocalFile:
         return sha256_file(self.path)
 
 
+@dataclass(frozen=True)
+class GdalRaster:
+    """A raster known only by the name GDAL opens it by: a path, or a window of a store object."""
+
+    gdal: str
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:

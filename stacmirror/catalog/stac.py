@@ -33,7 +33,7 @@ from . import footprint as fp
 from .constants import BITFIELDS, COG, EXT, GEOTIFF, MEDIA_TYPES, STAC_VERSION, AssetSpec, asset_specs
 from .mtl import MTLError, parse_mtl_bytes
 from .properties import epsg_of, mtl_number, properties, sensor_of
-from .sources import LocalFile, SceneFile, local_files, store_files
+from .sources import GdalRaster, SceneFile, local_files, store_files
 
 Checksum = Callable[[SceneFile], str | None]  # a verified sha256 for a file, if one is known
 THUMBNAIL_SUFFIX = "thumb.png"
@@ -188,16 +188,17 @@ def _asset(
     return key, asset
 
 
-def render_thumbnail(files: dict[str, Path], target: Path) -> bool:
-    """Write :func:`thumbnail_png` to ``target`` atomically; False when there is nothing to draw."""
-    png = thumbnail_png({suffix: LocalFile.at(path) for suffix, path in files.items()})
+def render_thumbnail(files: Mapping[str, Path | str], target: Path) -> bool:
+    """Write :func:`thumbnail_png` to ``target`` atomically; False when there is nothing to draw.
+    ``files`` are paths, or names GDAL opens (such as a ``vrt://`` window of a store object)."""
+    png = thumbnail_png({suffix: GdalRaster(str(name)) for suffix, name in files.items()})
     if png is None:
         return False
     write_bytes_atomic(target, png)
     return True
 
 
-def thumbnail_png(files: Mapping[str, SceneFile]) -> bytes | None:
+def thumbnail_png(files: Mapping[str, SceneFile | GdalRaster]) -> bytes | None:
     """A small RGBA PNG from the red/green/blue bands (or one band) when no browse image exists."""
     rgb = [files.get(s) for s in ("SR_B4.TIF", "SR_B3.TIF", "SR_B2.TIF")]
     if not all(rgb):

@@ -207,7 +207,7 @@ def _crop_item(
     folder.mkdir(parents=True, exist_ok=True)
     bounds = frame.bounds
     new_assets: dict[str, Any] = {}
-    rasters: dict[str, Path] = {}
+    rasters: dict[str, Path | str] = {}  # what the thumbnail is drawn from
     for key, asset in source_item["assets"].items():
         source = source_dir / asset["href"]
         if "proj:transform" in asset:
@@ -224,7 +224,12 @@ def _crop_item(
             cropped["file:size"] = target.stat().st_size
             cropped["file:checksum"] = multihash(sha256_file(target))
             new_assets[key] = cropped
-            rasters[source.name[len(item["id"]) + 1 :]] = target
+            drawn: Path | str = target
+            if frame.virtual and frame.store_url:  # the VRT's source is not beside it here
+                with rasterio.open(frame.opened(source)) as src:
+                    col, row, width, height = source_window(src, bounds)
+                drawn = f"vrt://{frame.opened(source)}?srcwin={col},{row},{width},{height}"
+            rasters[source.name[len(item["id"]) + 1 :]] = drawn
         elif key != "thumbnail":
             new_assets[key] = {
                 **asset,

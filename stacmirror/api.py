@@ -196,11 +196,12 @@ def _catalog_mirror(out: str | Path) -> Mirror:
     from .storage import StoreMirror
 
     if is_store_url(out):
+        from .catalog.published import pull_catalog_state
+
         store = StoreMirror.open(str(out))
+        pull_catalog_state(store)  # built on another machine: its state, fetched once
         if not store.local.catalog_path.exists():
-            raise NotACatalog(
-                f"{store.url}: its catalog was not built here (run: stacmirror catalog {store.url})"
-            )
+            raise NotACatalog(f"{store.url} has no catalog yet (run: stacmirror catalog {store.url})")
         return store.local
     mirror = Mirror(Path(out))
     if not mirror.catalog_path.exists():

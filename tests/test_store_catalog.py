@@ -308,3 +308,21 @@ def test_virtual_crops_in_the_store_load_as_the_copied_ones(both) -> None:
     b = odc.stac.load(virtual, bands=["red"], anchor="center")
     a = copied
     np.testing.assert_array_equal(a["red"].values, b["red"].values)
+
+
+def test_a_second_machine_takes_up_the_catalog_and_its_crops(
+    moto, bucket: str, both, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = both
+    assert stacmirror.crop(url, stacmirror.find_stacks(url), workers=1).ok
+    before = _published(moto, bucket)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "another-machine"))
+    assert not StoreMirror(url, None).cache.exists()
+    events: list = []
+    again = stacmirror.build_catalog(url, workers=1, on_event=events.append)
+    assert again.written == 0 and again.unchanged == 3 and again.rasters_opened == 0
+    assert any("fetched the store's catalog state" in getattr(e, "message", "") for e in events)
+    assert _published(moto, bucket) == before  # nothing rebuilt, nothing lost: the crops stay linked
+    root = json.loads(before["catalog.json"])
+    assert any("crops/" in link["href"] for link in root["links"] if link["rel"] == "child")
+    assert stacmirror.crop(url, stacmirror.find_stacks(url), workers=1).stacks[0].skipped

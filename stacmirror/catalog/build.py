@@ -38,7 +38,7 @@ from ..layout import Mirror
 from ..ledger import Ledger
 from ..storage import StoreMirror, is_store_url
 from .parents import JSON_TYPE, RANGE_FIELDS, SUMMARY_FIELDS, write_parents
-from .published import publish, store_scenes
+from .published import publish, pull_catalog_state, push_catalog_state, store_scenes
 from .stac import GENERATED_SUFFIXES, ItemResult, build_item, build_store_item, predecessor_links
 from .state import CatalogState
 
@@ -187,8 +187,12 @@ def build_catalog(
         store.acquire()
         try:
             store.pull_state()
+            pulled = pull_catalog_state(store)  # another machine built it since: take its state up
+            if pulled:
+                ev.emitter(on_event)(ev.Note(f"fetched the store's catalog state ({pulled} file(s))", "info"))
             result = _build(store.local, store, force, on_event, workers, executor, dask)
             uploaded, deleted = publish(store)
+            push_catalog_state(store)
             ev.emitter(on_event)(ev.Note(f"published {uploaded} catalog file(s), deleted {deleted}", "info"))
             return result
         finally:

@@ -168,3 +168,78 @@ def read_copy(store: StoreMirror) -> Path:
         (root / key).unlink(missing_ok=True)
     write_json_atomic(manifest, wanted)
     return root
+
+
+CATALOG_STATE_KEY = f"{STATE_DIR}/catalog.sqlite"
+PUBLISHED_KEY = f"{STATE_DIR}/published.sqlite"
+
+
+def push_catalog_state(store: StoreMirror) -> None:
+    """Upload the catalog's state and the list of what was published, after a build: another
+    machine then takes both up instead of rebuilding every item and forgetting the crops."""
+    import obstore
+
+    state = store.cache / STATE_DIR
+    try:
+        obstore.put(store.store, PUBLISHED_KEY, (state / "published.sqlite").read_bytes())
+        result = obstore.put(store.store, CATALOG_STATE_KEY, (state / "catalog.sqlite").read_bytes())
+    except Exception as exc:
+        raise store_error(store.url, exc, "write to it") from None
+    write_json_atomic(state / "catalog-synced.json", {"url": store.url, "etag": result.get("e_tag")})
+
+
+def pull_catalog_state(store: StoreMirror) -> int:
+    """Bring the cache's catalog in step with the store's, when another machine built it since
+    (or this cache is new): the state, and every catalog file published, are fetched; catalog files
+    the store no longer lists leave the cache. Returns how many files were fetched (0: the cache
+    was current, or the store has no catalog yet)."""
+    import obstore
+
+    state = store.cache / STATE_DIR
+    try:
+        meta = obstore.head(store.store, CATALOG_STATE_KEY)
+    except FileNotFoundError:
+        return 0
+    except Exception as exc:
+        raise store_error(store.url, exc, "read it") from None
+    try:
+        synced = json.loads((state / "catalog-synced.json").read_text())
+    except (OSError, ValueError):
+        synced = {}
+    if synced.get("etag") == meta.get("e_tag") and (state / "catalog.sqlite").exists():
+        return 0
+    try:
+        listing = bytes(obstore.get(store.store, PUBLISHED_KEY).bytes())
+        catalog_state = bytes(obstore.get(store.store, CATALOG_STATE_KEY).bytes())
+    except Exception as exc:
+        raise store_error(store.url, exc, "read it") from None
+    for suffix in ("", "-wal", "-shm"):
+        (state / f"published.sqlite{suffix}").unlink(missing_ok=True)
+        (state / f"catalog.sqlite{suffix}").unlink(missing_ok=True)
+    write_bytes_atomic(state / "published.sqlite", listing)
+    db = sqlite3.connect(state / "published.sqlite")
+    try:
+        wanted = [rel for (rel,) in db.execute("SELECT rel FROM published")]
+        root = store.cache
+
+        def fetch(rel: str) -> tuple[str, int, int]:
+            write_bytes_atomic(root / rel, bytes(obstore.get(store.store, rel).bytes()), durable=False)
+            stat = os.stat(root / rel)
+            return rel, stat.st_size, stat.st_mtime_ns
+
+        try:
+            with ThreadPoolExecutor(UPLOADS_IN_FLIGHT) as pool:
+                fetched = list(pool.map(fetch, wanted))
+        except Exception as exc:
+            raise store_error(store.url, exc, "read it") from None
+        db.executemany(
+            "INSERT OR REPLACE INTO published VALUES (?, ?, ?)", [(r, s, m) for r, s, m in fetched]
+        )
+        db.commit()
+    finally:
+        db.close()
+    for rel in set(_cache_files(store.cache)) - set(wanted):  # a stale cache's leftovers
+        (store.cache / rel).unlink()
+    write_bytes_atomic(state / "catalog.sqlite", catalog_state)
+    write_json_atomic(state / "catalog-synced.json", {"url": store.url, "etag": meta.get("e_tag")})
+    return len(wanted)

@@ -14,6 +14,7 @@ import pytest
 
 import stacmirror
 from stacmirror.errors import InvalidInput
+from stacmirror.ledger import Ledger
 from stacmirror.storage import StoreMirror, gdal_env
 
 from . import s3 as s3h
@@ -326,3 +327,53 @@ def test_a_second_machine_takes_up_the_catalog_and_its_crops(
     root = json.loads(before["catalog.json"])
     assert any("crops/" in link["href"] for link in root["links"] if link["rel"] == "child")
     assert stacmirror.crop(url, stacmirror.find_stacks(url), workers=1).stacks[0].skipped
+
+
+def test_replaced_products_are_swapped_in_the_store(make_emulator, moto, bucket: str) -> None:
+    """RT -> T1 and reprocessing: the newer product lands under its own keys, then the older
+    product's objects are deleted (kept under .stacmirror/superseded/ when asked); one item each."""
+    import datetime as dt
+
+    from stacmirror.landsat import ProductId
+    from stacmirror.m2m import M2MClient
+
+    from .helpers import FAST_RETRY, demo_credentials
+
+    emu = make_emulator(today=dt.date(2021, 11, 1), reprocess_share=0.5)
+    url = f"s3://{bucket}/swap"
+    selection = stacmirror.Selection("landsat_ot_c2_l1", "2021-09-01", None, bbox="-122.6,38.0,-120.0,39.6")
+
+    def harvest(**kwargs):
+        with M2MClient(demo_credentials(), emu.service_url, retry=FAST_RETRY) as client:
+            return stacmirror.harvest(
+                url, selection, client=client, bands="red,MTL", poll_interval=0.05, poll_timeout=10, **kwargs
+            )
+
+    def held() -> set[str]:
+        keys = s3h.objects(moto.client(), bucket, "swap")
+        return {k.split("/")[3] for k in keys if k.startswith("landsat_ot_c2_l1/") and k.count("/") == 4}
+
+    first = harvest()
+    assert first.ok and first.catalog.written == len(held()) > 0
+    before = held()
+    emu.set_today(dt.date(2022, 8, 1))
+    again = harvest(keep_superseded=True)
+    assert again.ok, again.failures
+    replaced = {r["old"]: r["new"] for r in again.replaced}
+    assert replaced and any(old.endswith("_RT") for old in replaced)
+    after = held()
+    assert not set(replaced) & after and set(replaced.values()) <= after  # swapped, not side by side
+    for old, new in replaced.items():
+        assert ProductId.parse(new).supersedes(ProductId.parse(old))
+    assert before - set(replaced) <= after
+    objects = s3h.objects(moto.client(), bucket, "swap")
+    kept = {k.split("/")[3] for k in objects if k.startswith(".stacmirror/superseded/")}
+    assert kept == set(replaced)
+    items = stacmirror.items(url, "landsat_ot_c2_l1")
+    assert sorted(i.id for i in items) == sorted(after)
+    for item in items:
+        olds = [link.title.split(" ")[0] for link in item.links if link.rel == "predecessor-version"]
+        assert olds == [old for old, new in replaced.items() if new == item.id]
+    with Ledger(StoreMirror(url, None).local) as ledger:
+        assert not ledger.pending_replacements()
+        assert {r.display_id for r in ledger.all_files()} == after

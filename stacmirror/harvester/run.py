@@ -91,6 +91,7 @@ class Harvest(Transfers):
         self.replacing: dict[str, list[str]] = {}  # listed product -> older products of its acquisition held
         self.staged: set[str] = set()  # replacements downloading into OUT/.stacmirror/incoming/
         self.held_newer: set[str] = set()  # listed products the mirror holds a newer product of
+        self._held: dict[str, set[str]] | None = None  # a store's product folders by WRS path/row
 
     def _dir(self, display_id: str) -> Path:
         """Where a product's files go: its scene folder, or the incoming folder of a replacement."""
@@ -222,7 +223,7 @@ class Harvest(Transfers):
         if self.store is not None:
             ledger.present_sizes = self.store.sizes(options.selection.dataset)
         try:
-            for old, new in finish_pending(self.mirror, ledger):
+            for old, new in finish_pending(self.mirror, ledger, self.store):
                 self._replaced(old, new)
             pending = self._classify(ledger, scenes, suffixes)
             if pending and not fresh:
@@ -260,7 +261,7 @@ class Harvest(Transfers):
         pending = []
         for scene in scenes:
             listed = ProductId.parse(scene.display_id)
-            siblings = self.mirror.acquisition_siblings(dataset, scene.display_id)
+            siblings = self._siblings(ledger, dataset, scene.display_id)
             newer = [s for s in siblings if ProductId.parse(s).supersedes(listed)]
             if newer:  # the service lists an older product than the one held: keep ours
                 self.held_newer.add(scene.display_id)
@@ -269,7 +270,9 @@ class Harvest(Transfers):
                 continue
             if siblings:
                 self.replacing[scene.display_id] = siblings
-                if not self.mirror.scene_dir(dataset, scene.display_id).exists():
+                # on disk, a replacement is verified out of the tree first; in a store its own keys
+                # are out of the old product's way (see swap.py)
+                if self.store is None and not self.mirror.scene_dir(dataset, scene.display_id).exists():
                     self.staged.add(scene.display_id)
             if ledger is not None and self.scene_complete(ledger, scene, suffixes):
                 self.summary.scenes_complete_before += 1
@@ -277,6 +280,29 @@ class Harvest(Transfers):
                 pending.append(scene)
         self.summary.added = sorted(s.display_id for s in pending if s.display_id not in self.replacing)
         return pending
+
+    def _siblings(self, ledger: Ledger | None, dataset: str, display_id: str) -> list[str]:
+        """Other products of the same acquisition the mirror holds: folders on disk, or in a store
+        the folders its one listing of the dataset shows."""
+        if self.store is None:
+            return self.mirror.acquisition_siblings(dataset, display_id)
+        if self._held is None:
+            keys = getattr(ledger, "present_sizes", None)
+            if keys is None:  # a dry run: listed here, once
+                keys = self.store.sizes(dataset)
+            self._held = {}
+            for key in keys:
+                parts = key.split("/")
+                if len(parts) == 5:  # <dataset>/<PPP>/<RRR>/<product id>/<file>
+                    self._held.setdefault(f"{parts[1]}/{parts[2]}", set()).add(parts[3])
+        pid = ProductId.parse(display_id)
+        return sorted(
+            name
+            for name in self._held.get(f"{pid.path:03d}/{pid.row:03d}", ())
+            if name != display_id
+            and (other := ProductId.maybe(name)) is not None
+            and other.acquisition == pid.acquisition
+        )
 
     def _dry_run(
         self, ledger: Ledger | None, pending: list[Scene], suffixes: set[str] | None, groups: set[str] | None
@@ -395,6 +421,7 @@ class Harvest(Transfers):
                 new,
                 olds,
                 keep=self.options.keep_superseded,
+                store=self.store,
             )
             self.staged.discard(new)
             for old in olds:

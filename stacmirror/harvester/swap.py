@@ -14,6 +14,11 @@ downloaded and verified in ``OUT/.stacmirror/incoming/`` (invisible to the catal
 Every step can be repeated, so :func:`finish_pending` completes a swap that ``kill -9``
 interrupted anywhere. A scene therefore always has a complete product on disk: the old one until
 step 2, the new one from then on.
+
+In an object store there is no rename and none is needed: the newer product's keys differ from the
+older one's (another folder name), so it is uploaded, verified and completed in place, beside the
+old one (the catalog lists only the newer). Step 4 then deletes the old product's objects (copied
+under ``.stacmirror/superseded/`` first when kept), and is as repeatable.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from ..layout import Mirror
 from ..ledger import Ledger
@@ -35,19 +41,27 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def swap_in(
-    mirror: Mirror, ledger: Ledger, dataset: str, new_id: str, old_ids: list[str], *, keep: bool = False
+    mirror: Mirror,
+    ledger: Ledger,
+    dataset: str,
+    new_id: str,
+    old_ids: list[str],
+    *,
+    keep: bool = False,
+    store: Any = None,
 ) -> None:
-    """Put the verified product ``new_id`` in place of ``old_ids`` (steps 1-4 above)."""
+    """Put the verified product ``new_id`` in place of ``old_ids`` (steps 1-4 above); ``store``:
+    the :class:`~stacmirror.storage.StoreMirror` when the mirror is one (``mirror`` its cache)."""
     ledger.begin_replacement(dataset, new_id, old_ids, keep)
-    _finish(mirror, ledger, dataset, new_id, old_ids, keep)
+    _finish(mirror, ledger, dataset, new_id, old_ids, keep, store)
 
 
-def finish_pending(mirror: Mirror, ledger: Ledger) -> list[tuple[str, str]]:
+def finish_pending(mirror: Mirror, ledger: Ledger, store: Any = None) -> list[tuple[str, str]]:
     """Complete the swaps an interrupted run left; returns the (old, new) pairs finished."""
     empty_trash(mirror)
     finished = []
     for new_id, (dataset, old_ids, keep) in ledger.pending_replacements().items():
-        _finish(mirror, ledger, dataset, new_id, old_ids, keep)
+        _finish(mirror, ledger, dataset, new_id, old_ids, keep, store)
         finished += [(old, new_id) for old in old_ids]
     return finished
 
@@ -65,8 +79,11 @@ def empty_trash(mirror: Mirror) -> None:
 
 
 def _finish(
-    mirror: Mirror, ledger: Ledger, dataset: str, new_id: str, old_ids: list[str], keep: bool
+    mirror: Mirror, ledger: Ledger, dataset: str, new_id: str, old_ids: list[str], keep: bool, store: Any
 ) -> None:
+    if store is not None:
+        _finish_in_store(mirror, ledger, dataset, old_ids, keep, store)
+        return
     staging = mirror.incoming_dir(dataset, new_id)
     final = mirror.scene_dir(dataset, new_id)
     if staging.is_dir():  # verified in full (the swap is pending only then): it wins over any other copy
@@ -87,6 +104,25 @@ def _finish(
             ledger.forget_scene(old_id)
             ledger.finish_replacement(old_id)
     empty_trash(mirror)
+
+
+def _finish_in_store(
+    mirror: Mirror, ledger: Ledger, dataset: str, old_ids: list[str], keep: bool, store: Any
+) -> None:
+    import obstore
+
+    for old_id in old_ids:
+        prefix = mirror.rel(mirror.scene_dir(dataset, old_id))
+        keys = sorted(store.sizes(prefix))
+        if keep:
+            kept = mirror.rel(mirror.superseded_dir(dataset, old_id))
+            for key in keys:
+                obstore.copy(store.store, key, kept + key[len(prefix) :])
+        for start in range(0, len(keys), 1000):
+            obstore.delete(store.store, keys[start : start + 1000])
+        with ledger.transaction():
+            ledger.forget_scene(old_id)
+            ledger.finish_replacement(old_id)
 
 
 def _discard(folder: Path, to: Path) -> None:

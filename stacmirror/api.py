@@ -375,12 +375,23 @@ def sync(
     """
     import time
 
+    from .storage import StoreMirror
     from .syncer import run_sync
 
     started = time.monotonic()
-    root = local_folder(out, "sync()")
-    if not root.is_dir():
-        raise InvalidInput("out", f"{root} is not a folder")
+    if is_store_url(out):
+        store = StoreMirror.open(str(out))
+        store.pull_state()  # the subscriptions are in its ledger
+        root: Path | str = store.url
+        local = store.local.root
+        if not store.local.ledger_path.exists():
+            raise InvalidInput(
+                "out", f"{store.url} is not a stacmirror mirror (no ledger); harvest into it first"
+            )
+    else:
+        root = local = Path(out)
+        if not root.is_dir():
+            raise InvalidInput("out", f"{root} is not a folder")
     options = {
         "workers": workers,
         "poll_interval": poll_interval,
@@ -391,7 +402,7 @@ def sync(
     if client is None:
         from .syncer import read_subscriptions
 
-        read_subscriptions(Mirror(root))  # not a mirror: said before connecting
+        read_subscriptions(Mirror(local))  # not a mirror: said before connecting
         with connect(service_url, on_event=on_event, record=record) as own:
             result = run_sync(own, root, on_event=on_event, **flags, **options)
             result.api_calls = dict(own.calls)

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -250,14 +251,20 @@ class StoreMirror:
 
     def acquire(self) -> None:
         """Create the lock object, create-only: a second run is refused while it exists. A lock left by
-        a killed run on this host (its process gone) is taken over."""
+        a killed run on this host (its process gone) is taken over. Re-entrant within a thread (a
+        sync builds the catalog and crops under the lock it holds)."""
         import obstore
         from obstore.exceptions import AlreadyExistsError
+
+        if _HELD.get(self._holding):
+            _HELD[self._holding] += 1
+            return
 
         body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}).encode()
         for _ in range(2):
             try:
                 obstore.put(self.store, LOCK_KEY, body, mode="create")
+                _HELD[self._holding] = 1
                 return
             except AlreadyExistsError:
                 holder = self._holder()
@@ -269,6 +276,8 @@ class StoreMirror:
         raise MirrorBusy(_busy(self.url, self._holder()))
 
     def check_free(self) -> None:
+        if _HELD.get(self._holding):
+            return
         holder = self._holder()
         if holder is not None and not _stale(holder):
             raise MirrorBusy(_busy(self.url, holder))
@@ -276,9 +285,19 @@ class StoreMirror:
     def release(self) -> None:
         import obstore
 
+        count = _HELD.pop(self._holding, 0)
+        if count > 1:
+            _HELD[self._holding] = count - 1
+            return
         holder = self._holder()
         if holder and holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
             obstore.delete(self.store, LOCK_KEY)
+
+    @property
+    def _holding(self) -> tuple[str, int]:
+        """Who holds the lock inside this process: re-entrant in one thread only, so two threads
+        harvesting into one store still exclude each other."""
+        return self.url, threading.get_ident()
 
     def _holder(self) -> dict[str, Any] | None:
         data = self.get_bytes(LOCK_KEY)
@@ -336,6 +355,9 @@ class StoreMirror:
 
     def _set_synced(self, etag: str | None) -> None:
         write_json_atomic(self._synced_path, {"url": self.url, "etag": etag})
+
+
+_HELD: dict[tuple[str, int], int] = {}  # (store URL, thread) -> how many times it holds the lock
 
 
 def _stale(holder: dict[str, Any]) -> bool:

@@ -145,7 +145,7 @@ class _Plan:
 
 def run_sync(
     client: M2MClient,
-    out: Path,
+    out: Path | str,
     *,
     dry_run: bool = False,
     prune: bool = False,
@@ -154,33 +154,45 @@ def run_sync(
     on_event: ev.EventHandler | None = None,
     **harvest_options: Any,
 ) -> SyncResult:
-    """Sync ``out`` with ``client``'s service (see the module docstring)."""
+    """Sync ``out`` with ``client``'s service (see the module docstring). ``out`` may be a store URL:
+    the state is then pulled into the cache (under the store's lock) and the harvests, swaps and
+    deletions go to the store."""
     from .harvester.run import Harvest
+    from .storage import StoreMirror, is_store_url
 
     started = time.monotonic()
     emit = ev.emitter(on_event)
-    mirror = Mirror(out)
+    store = StoreMirror.open(str(out)) if is_store_url(out) else None
+    if store is not None:
+        store.pull_state()  # into the cache: the subscriptions and what each holds
+    mirror = store.local if store is not None else Mirror(Path(out))
+    target = store.url if store is not None else mirror.root
     subscriptions = read_subscriptions(mirror)
     if not subscriptions:
         raise InvalidInput(
             "out",
             f"{mirror.root} has no subscriptions (each harvest records one; see: stacmirror subscriptions)",
         )
-    lock = MirrorLock(mirror)
+    lock = store if store is not None else MirrorLock(mirror)
     lock.check_free()  # busy: refused before the first API call
     result = SyncResult(out, dry_run=dry_run)
     plans = [
-        _search(client, mirror, s, dry_run, keep_superseded, harvest_options, emit) for s in subscriptions
+        _search(client, mirror, target, s, dry_run, keep_superseded, harvest_options, emit)
+        for s in subscriptions
     ]
     if not dry_run:
         lock.acquire()
     try:
+        if store is not None and not dry_run:
+            store.pull_state()  # under the lock, as a harvest does
         for plan in plans:
             report = SubscriptionReport(plan.subscription, listed=len(plan.listed))
-            harvest = Harvest(client, plan.options, on_event, locked=True)
+            harvest = Harvest(client, plan.options, on_event, locked=True, store=store)
             report.harvest = harvest.run(scenes=plan.scenes, files=files_of(plan.subscription.spec))
             result.subscriptions.append(report)
-        _gone(mirror, plans, result, prune, apply=not dry_run, emit=emit)
+        _gone(mirror, plans, result, prune, apply=not dry_run, emit=emit, store=store)
+        if store is not None and prune and not dry_run:
+            store.push_state()
         for report in result.subscriptions:
             emit(
                 ev.SubscriptionSynced(
@@ -192,7 +204,7 @@ def run_sync(
                 )
             )
         if not dry_run and catalog:
-            _catalog_and_crops(mirror, result, on_event)
+            _catalog_and_crops(mirror, target, result, on_event, store)
     finally:
         if not dry_run:
             lock.release()
@@ -200,7 +212,7 @@ def run_sync(
     return result
 
 
-def _search(client, mirror, subscription, dry_run, keep_superseded, harvest_options, emit) -> _Plan:
+def _search(client, mirror, target, subscription, dry_run, keep_superseded, harvest_options, emit) -> _Plan:
     """Phase 1 for one subscription: its listing, and the scenes its harvest runs over."""
     from .harvester.run import listing
 
@@ -211,7 +223,7 @@ def _search(client, mirror, subscription, dry_run, keep_superseded, harvest_opti
 
     try:
         options = options_of(
-            mirror.root,
+            target,
             subscription.id,
             subscription.spec,
             dry_run=dry_run,
@@ -232,46 +244,56 @@ def _search(client, mirror, subscription, dry_run, keep_superseded, harvest_opti
     return _Plan(subscription, options, [*chosen, *held], listed, members)
 
 
-def _gone(mirror: Mirror, plans: list[_Plan], result: SyncResult, prune: bool, *, apply: bool, emit) -> None:
+def _gone(
+    mirror: Mirror, plans: list[_Plan], result: SyncResult, prune: bool, *, apply: bool, emit, store=None
+) -> None:
     """Held products whose acquisition a subscription had, and no subscription lists any more:
     reported, and with ``prune`` removed (a dry run lists them as to remove, and removes nothing)."""
     from .harvester.swap import remove_product
 
     listed = {e for plan in plans for e in plan.listed}
+    held_keys = None
+    if store is not None:  # one listing stands in for a folder test per product
+        held_keys = {k.rsplit("/", 1)[0] for p in plans for k in store.sizes(p.subscription.dataset)}
     reports = {r.subscription.id: r for r in result.subscriptions}
     with Ledger(mirror) if prune and apply else Ledger.snapshot(mirror) as ledger:
         for plan in plans:
             report = reports[plan.subscription.id]
             for entity in sorted(plan.members - listed):
                 for held in ledger.scenes_of_entity(entity):
-                    if not (mirror.root / held["folder"]).is_dir():
+                    there = (
+                        held["folder"] in held_keys
+                        if held_keys is not None
+                        else (mirror.root / held["folder"]).is_dir()
+                    )
+                    if not there:
                         continue
                     report.gone.append(held["display_id"])
                     if prune:
                         report.removed.append(held["display_id"])
                     if prune and apply:
-                        remove_product(mirror, ledger, held["dataset"], held["display_id"])
+                        remove_product(mirror, ledger, held["dataset"], held["display_id"], store)
                     emit(ev.ProductGone(held["display_id"], prune and apply))
                 if prune and apply:
                     ledger.drop_member(entity)
 
 
-def _catalog_and_crops(mirror: Mirror, result: SyncResult, on_event) -> None:
+def _catalog_and_crops(mirror: Mirror, target, result: SyncResult, on_event, store=None) -> None:
     """The catalog (and items.parquet) in step, then the crops of changed stacks, then the catalog
     again if crops changed (it links the crop collections)."""
     from .api import build_catalog
     from .cropper.refresh import refresh_crops
     from .executors import executor_for
 
-    result.catalog = build_catalog(mirror.root, on_event=on_event)
+    result.catalog = build_catalog(target, on_event=on_event)
     changed = {
         r["old"] for rep in result.subscriptions for r in (rep.harvest.replaced if rep.harvest else [])
     }
     changed |= {d for rep in result.subscriptions for d in rep.removed}
     if changed and mirror.crop_collections():
         with executor_for(None, workers=None) as (pool, _):
-            result.crops = refresh_crops(mirror, changed, pool)
+            result.crops = refresh_crops(mirror, changed, pool, store.url if store is not None else None)
         for crop in result.crops:
             ev.emitter(on_event)(ev.Note(f"crops {crop.stack_id}: {crop.action} {crop.detail}".strip()))
         if result.crops:
-            result.catalog = build_catalog(mirror.root, on_event=on_event)
+            result.catalog = build_catalog(target, on_event=on_event)

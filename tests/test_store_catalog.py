@@ -329,29 +329,44 @@ def test_a_second_machine_takes_up_the_catalog_and_its_crops(
     assert stacmirror.crop(url, stacmirror.find_stacks(url), workers=1).stacks[0].skipped
 
 
+def _archive_harvest(emu, url: str, **kwargs):
+    from stacmirror.m2m import M2MClient
+
+    from .helpers import FAST_RETRY, demo_credentials
+
+    selection = stacmirror.Selection("landsat_ot_c2_l1", "2021-09-01", None, bbox="-122.6,38.0,-120.0,39.6")
+    with M2MClient(demo_credentials(), emu.service_url, retry=FAST_RETRY) as client:
+        return stacmirror.harvest(
+            url,
+            selection,
+            client=client,
+            bands="red,qa_pixel,MTL",
+            poll_interval=0.05,
+            poll_timeout=10,
+            **kwargs,
+        )
+
+
+def _held(moto, bucket: str, prefix: str) -> set[str]:
+    keys = s3h.objects(moto.client(), bucket, prefix)
+    return {k.split("/")[3] for k in keys if k.startswith("landsat_ot_c2_l1/") and k.count("/") == 4}
+
+
 def test_replaced_products_are_swapped_in_the_store(make_emulator, moto, bucket: str) -> None:
     """RT -> T1 and reprocessing: the newer product lands under its own keys, then the older
     product's objects are deleted (kept under .stacmirror/superseded/ when asked); one item each."""
     import datetime as dt
 
     from stacmirror.landsat import ProductId
-    from stacmirror.m2m import M2MClient
-
-    from .helpers import FAST_RETRY, demo_credentials
 
     emu = make_emulator(today=dt.date(2021, 11, 1), reprocess_share=0.5)
     url = f"s3://{bucket}/swap"
-    selection = stacmirror.Selection("landsat_ot_c2_l1", "2021-09-01", None, bbox="-122.6,38.0,-120.0,39.6")
 
     def harvest(**kwargs):
-        with M2MClient(demo_credentials(), emu.service_url, retry=FAST_RETRY) as client:
-            return stacmirror.harvest(
-                url, selection, client=client, bands="red,MTL", poll_interval=0.05, poll_timeout=10, **kwargs
-            )
+        return _archive_harvest(emu, url, **kwargs)
 
     def held() -> set[str]:
-        keys = s3h.objects(moto.client(), bucket, "swap")
-        return {k.split("/")[3] for k in keys if k.startswith("landsat_ot_c2_l1/") and k.count("/") == 4}
+        return _held(moto, bucket, "swap")
 
     first = harvest()
     assert first.ok and first.catalog.written == len(held()) > 0
@@ -377,3 +392,38 @@ def test_replaced_products_are_swapped_in_the_store(make_emulator, moto, bucket:
     with Ledger(StoreMirror(url, None).local) as ledger:
         assert not ledger.pending_replacements()
         assert {r.display_id for r in ledger.all_files()} == after
+
+
+def test_sync_keeps_a_store_mirror_current_crops_included(make_emulator, moto, bucket: str) -> None:
+    import datetime as dt
+
+    from stacmirror.m2m import M2MClient
+
+    from .helpers import FAST_RETRY, demo_credentials
+
+    emu = make_emulator(today=dt.date(2021, 11, 1), reprocess_share=0.5)
+    url = f"s3://{bucket}/sync"
+    assert _archive_harvest(emu, url).ok
+    stacks = stacmirror.find_stacks(url, collection="landsat_ot_c2_l1")
+    assert stacks and stacmirror.crop(url, stacks, workers=1).ok
+    members_before = {m.id for m in stacks[0].members}
+    emu.set_today(dt.date(2022, 8, 1))
+    with M2MClient(demo_credentials(), emu.service_url, retry=FAST_RETRY) as client:
+        result = stacmirror.sync(url, client=client, poll_interval=0.05, poll_timeout=10)
+        report = result.to_dict()
+        assert result.ok and not result.current, report
+        replaced = {r["old"]: r["new"] for r in report["subscriptions"][0]["replaced"]}
+        assert replaced and not set(replaced) & _held(moto, bucket, "sync")
+        assert sorted(i.id for i in stacmirror.items(url, "landsat_ot_c2_l1")) == sorted(
+            _held(moto, bucket, "sync")
+        )
+        if members_before & set(replaced):  # a replaced member: its stack is cropped again
+            assert any(c.action == "recropped" for c in result.crops)
+            crops = stacmirror.items(url, f"crop-{stacks[0].stack_id}")
+            assert not {i.id for i in crops} & set(replaced)
+        again = stacmirror.sync(url, client=client, poll_interval=0.05, poll_timeout=10)
+    assert again.ok and again.current and again.to_dict()["bytesDownloaded"] == 0
+    assert again.catalog.written == 0
+    found = s3h.objects(moto.client(), bucket, "sync")
+    assert not [k for k in found if k.startswith("crops/") and any(old in k for old in replaced)]
+    assert ".stacmirror/lock" not in found and s3h.open_uploads(moto.client(), bucket) == []

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from .options import LocalMirror, json_option, quiet_option, record_option, service_option
+from .options import AnyMirror, LocalMirror, json_option, quiet_option, record_option, service_option
 from .render import human, make_renderer
 
 
 @click.command()
-@click.argument("out", type=LocalMirror(file_okay=False, path_type=Path))
+@click.argument("out", type=AnyMirror(file_okay=False, path_type=Path))
 @service_option
 @click.option(
     "--dry-run",

@@ -40,8 +40,11 @@ def default_request(stack_id: str) -> dict[str, Any]:
             "group_by": "overlap" if "-overlap-" in stack_id else "path-row"}  # fmt: skip
 
 
-def refresh_crops(mirror: Mirror, changed: Iterable[str], executor: Executor) -> list[CropRefresh]:
-    """Re-crop (or drop) every crop stack that used one of the ``changed`` source items."""
+def refresh_crops(
+    mirror: Mirror, changed: Iterable[str], executor: Executor, store_url: str | None = None
+) -> list[CropRefresh]:
+    """Re-crop (or drop) every crop stack that used one of the ``changed`` source items (in a store
+    mirror, ``mirror`` is its cache: the catalog build that follows publishes the change)."""
     changed = set(changed)
     done = []
     for collection_file in mirror.crop_collections():
@@ -56,7 +59,7 @@ def refresh_crops(mirror: Mirror, changed: Iterable[str], executor: Executor) ->
         request = dict(state.get("request") or default_request(stack_id))
         area = request.pop("aoi", None)
         aoi = shape(area) if area else None
-        stacks, _ = find_stacks(mirror, aoi=aoi, only={stack_id}, **request)
+        stacks, _ = find_stacks(mirror, aoi=aoi, only={stack_id}, store_url=store_url, **request)
         if not stacks:
             trash = mirror.trash_dir / f"crop-{stack_id}"
             if trash.exists():
@@ -68,7 +71,9 @@ def refresh_crops(mirror: Mirror, changed: Iterable[str], executor: Executor) ->
             continue
         assets = set(state["assets"]) if state.get("assets") else None
         virtual = bool(state.get("virtual"))  # a refresh keeps the mode the stack was cropped in
-        result = crop_stack(mirror, stacks[0], assets=assets, executor=executor, virtual=virtual)
+        result = crop_stack(
+            mirror, stacks[0], assets=assets, executor=executor, virtual=virtual, store_url=store_url
+        )
         if result.errors:
             done.append(CropRefresh(stack_id, "failed", "; ".join(result.errors)))
         else:

@@ -66,11 +66,22 @@ def finish_pending(mirror: Mirror, ledger: Ledger, store: Any = None) -> list[tu
     return finished
 
 
-def remove_product(mirror: Mirror, ledger: Ledger, dataset: str, display_id: str) -> None:
-    """Delete a product's folder (renamed out of the tree first) and its ledger rows (``--prune``)."""
-    _discard(mirror.scene_dir(dataset, display_id), mirror.trash_dir / display_id)
+def remove_product(mirror: Mirror, ledger: Ledger, dataset: str, display_id: str, store: Any = None) -> None:
+    """Delete a product's folder (renamed out of the tree first; in a store, its objects) and its
+    ledger rows (``--prune``)."""
+    if store is not None:
+        _delete_objects(store, sorted(store.sizes(mirror.rel(mirror.scene_dir(dataset, display_id)))))
+    else:
+        _discard(mirror.scene_dir(dataset, display_id), mirror.trash_dir / display_id)
     ledger.forget_scene(display_id)
     empty_trash(mirror)
+
+
+def _delete_objects(store: Any, keys: list[str]) -> None:
+    import obstore
+
+    for start in range(0, len(keys), 1000):
+        obstore.delete(store.store, keys[start : start + 1000])
 
 
 def empty_trash(mirror: Mirror) -> None:
@@ -118,8 +129,7 @@ def _finish_in_store(
             kept = mirror.rel(mirror.superseded_dir(dataset, old_id))
             for key in keys:
                 obstore.copy(store.store, key, kept + key[len(prefix) :])
-        for start in range(0, len(keys), 1000):
-            obstore.delete(store.store, keys[start : start + 1000])
+        _delete_objects(store, keys)
         with ledger.transaction():
             ledger.forget_scene(old_id)
             ledger.finish_replacement(old_id)

@@ -19,6 +19,7 @@ from .errors import InvalidInput
 
 IN_FLIGHT_PER_WORKER = 4  # tasks queued per worker: enough to keep it busy, bounded memory
 PRELOAD = ["stacmirror.catalog.stac", "stacmirror.cropper.crop"]
+ENVIRONMENT_PREFIXES = ("AWS_", "GOOGLE_", "AZURE_", "GDAL_", "CPL_")
 
 
 class InlineExecutor(Executor):
@@ -64,8 +65,20 @@ def executor_for(
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     if os.name == "posix":
         context.set_forkserver_preload(PRELOAD)
-    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+    # the fork server started with the environment of its time: the workers take the store's
+    # credentials and endpoint (and GDAL's options) as they are now, when this pool starts
+    current = {k: v for k, v in os.environ.items() if k.startswith(ENVIRONMENT_PREFIXES)}
+    with ProcessPoolExecutor(
+        max_workers=count, mp_context=context, initializer=_adopt, initargs=(current,)
+    ) as pool:
         yield pool, IN_FLIGHT_PER_WORKER * count
+
+
+def _adopt(environment: dict[str, str]) -> None:
+    """A pool worker's start: the parent's store and GDAL settings (``ENVIRONMENT_PREFIXES``)."""
+    for name in [k for k in os.environ if k.startswith(ENVIRONMENT_PREFIXES)]:
+        del os.environ[name]
+    os.environ.update(environment)
 
 
 @contextmanager

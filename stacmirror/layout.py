@@ -15,6 +15,7 @@
     OUT/crops/<stack id>/<item id>/<item id>.json
     OUT/.stacmirror/ledger.sqlite                                 what was asked, found, fetched, verified
     OUT/.stacmirror/catalog.sqlite                                what each Item was built from
+    OUT/.stacmirror/published.sqlite                              a store mirror's published catalog files
     OUT/.stacmirror/lock                                          held while a harvest or sync runs
     OUT/.stacmirror/incoming/<dataset>/<displayId>/               a replacement product, until verified
     OUT/.stacmirror/superseded/<dataset>/<displayId>/             replaced products (--keep-superseded)
@@ -236,6 +237,21 @@ class Mirror:
     @property
     def catalog_db_path(self) -> Path:
         return self.state_dir / "catalog.sqlite"
+
+    @property
+    def published_db_path(self) -> Path:
+        """In a store mirror's cache: each catalog file published to the store, at which size and time."""
+        return self.state_dir / "published.sqlite"
+
+    @property
+    def catalog_synced_path(self) -> Path:
+        """In a store mirror's cache: the e-tag of the store's catalog state the cache is in step with."""
+        return self.state_dir / "catalog-synced.json"
+
+    @property
+    def read_copy_dir(self) -> Path:
+        """In a store mirror's cache: the copy of its collections and items.parquet that searches read."""
+        return self.state_dir / "read"
 
     @property
     def legacy_catalog_state_path(self) -> Path:

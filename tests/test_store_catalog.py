@@ -411,7 +411,11 @@ def test_sync_keeps_a_store_mirror_current_crops_included(make_emulator, moto, b
     with M2MClient(demo_credentials(), emu.service_url, retry=FAST_RETRY) as client:
         result = stacmirror.sync(url, client=client, poll_interval=0.05, poll_timeout=10)
         report = result.to_dict()
-        assert result.ok and not result.current, report
+        assert result.ok and not result.current, (
+            [c.to_dict() for c in result.crops],
+            result.catalog.errors if result.catalog else None,
+            [r.harvest.failures for r in result.subscriptions if r.harvest],
+        )
         replaced = {r["old"]: r["new"] for r in report["subscriptions"][0]["replaced"]}
         assert replaced and not set(replaced) & _held(moto, bucket, "sync")
         assert sorted(i.id for i in stacmirror.items(url, "landsat_ot_c2_l1")) == sorted(

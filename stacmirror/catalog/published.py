@@ -96,7 +96,7 @@ def publish(store: StoreMirror) -> tuple[int, int]:
 
     root = store.cache
     (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(root / STATE_DIR / "published.sqlite")
+    db = sqlite3.connect(store.local.published_db_path)
     try:
         db.execute("CREATE TABLE IF NOT EXISTS published (rel TEXT PRIMARY KEY, size INT, mtime INT)")
         known = {
@@ -135,7 +135,7 @@ def read_copy(store: StoreMirror) -> Path:
     fetched, so a repeated query costs a few listings."""
     import obstore
 
-    root = store.cache / STATE_DIR / "read"
+    root = store.local.read_copy_dir
     manifest = root / ".etags.json"
     try:
         known = json.loads(manifest.read_text())
@@ -170,22 +170,20 @@ def read_copy(store: StoreMirror) -> Path:
     return root
 
 
-CATALOG_STATE_KEY = f"{STATE_DIR}/catalog.sqlite"
-PUBLISHED_KEY = f"{STATE_DIR}/published.sqlite"
-
-
 def push_catalog_state(store: StoreMirror) -> None:
     """Upload the catalog's state and the list of what was published, after a build: another
     machine then takes both up instead of rebuilding every item and forgetting the crops."""
     import obstore
 
-    state = store.cache / STATE_DIR
+    local = store.local
     try:
-        obstore.put(store.store, PUBLISHED_KEY, (state / "published.sqlite").read_bytes())
-        result = obstore.put(store.store, CATALOG_STATE_KEY, (state / "catalog.sqlite").read_bytes())
+        obstore.put(store.store, local.rel(local.published_db_path), local.published_db_path.read_bytes())
+        result = obstore.put(
+            store.store, local.rel(local.catalog_db_path), local.catalog_db_path.read_bytes()
+        )
     except Exception as exc:
         raise store_error(store.url, exc, "write to it") from None
-    write_json_atomic(state / "catalog-synced.json", {"url": store.url, "etag": result.get("e_tag")})
+    write_json_atomic(local.catalog_synced_path, {"url": store.url, "etag": result.get("e_tag")})
 
 
 def pull_catalog_state(store: StoreMirror) -> int:
@@ -195,29 +193,30 @@ def pull_catalog_state(store: StoreMirror) -> int:
     was current, or the store has no catalog yet)."""
     import obstore
 
-    state = store.cache / STATE_DIR
+    local = store.local
+    state_key, published_key = local.rel(local.catalog_db_path), local.rel(local.published_db_path)
     try:
-        meta = obstore.head(store.store, CATALOG_STATE_KEY)
+        meta = obstore.head(store.store, state_key)
     except FileNotFoundError:
         return 0
     except Exception as exc:
         raise store_error(store.url, exc, "read it") from None
     try:
-        synced = json.loads((state / "catalog-synced.json").read_text())
+        synced = json.loads(local.catalog_synced_path.read_text())
     except (OSError, ValueError):
         synced = {}
-    if synced.get("etag") == meta.get("e_tag") and (state / "catalog.sqlite").exists():
+    if synced.get("etag") == meta.get("e_tag") and local.catalog_db_path.exists():
         return 0
     try:
-        listing = bytes(obstore.get(store.store, PUBLISHED_KEY).bytes())
-        catalog_state = bytes(obstore.get(store.store, CATALOG_STATE_KEY).bytes())
+        listing = bytes(obstore.get(store.store, published_key).bytes())
+        catalog_state = bytes(obstore.get(store.store, state_key).bytes())
     except Exception as exc:
         raise store_error(store.url, exc, "read it") from None
-    for suffix in ("", "-wal", "-shm"):
-        (state / f"published.sqlite{suffix}").unlink(missing_ok=True)
-        (state / f"catalog.sqlite{suffix}").unlink(missing_ok=True)
-    write_bytes_atomic(state / "published.sqlite", listing)
-    db = sqlite3.connect(state / "published.sqlite")
+    for path in (local.published_db_path, local.catalog_db_path):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    write_bytes_atomic(local.published_db_path, listing)
+    db = sqlite3.connect(local.published_db_path)
     try:
         wanted = [rel for (rel,) in db.execute("SELECT rel FROM published")]
         root = store.cache
@@ -240,6 +239,6 @@ def pull_catalog_state(store: StoreMirror) -> int:
         db.close()
     for rel in set(_cache_files(store.cache)) - set(wanted):  # a stale cache's leftovers
         (store.cache / rel).unlink()
-    write_bytes_atomic(state / "catalog.sqlite", catalog_state)
-    write_json_atomic(state / "catalog-synced.json", {"url": store.url, "etag": meta.get("e_tag")})
+    write_bytes_atomic(local.catalog_db_path, catalog_state)
+    write_json_atomic(local.catalog_synced_path, {"url": store.url, "etag": meta.get("e_tag")})
     return len(wanted)

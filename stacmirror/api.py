@@ -297,10 +297,6 @@ def crop(
     from .storage import StoreMirror
 
     store = StoreMirror.open(str(out)) if is_store_url(out) else None
-    if store is not None and dask is not None:
-        raise InvalidInput(
-            "dask", "crop on a store writes its COGs on this machine, then puts them: use --workers"
-        )
     mirror = store.local if store is not None else Mirror(Path(out))
     stacks = list(stacks)
     wanted: set[str] | None = None

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import stacmirror
-from stacmirror.errors import InvalidInput
 from stacmirror.ledger import Ledger
 from stacmirror.storage import StoreMirror, gdal_env
 
@@ -281,10 +280,25 @@ def test_crops_in_the_store_equal_the_crops_on_disk(moto, bucket: str, both) -> 
     assert again.stacks[0].skipped  # nothing changed: nothing cropped or put again
 
 
-def test_crop_on_a_store_refuses_dask_before_writing(both) -> None:
-    url, _ = both
-    with pytest.raises(InvalidInput, match="--workers"):
-        stacmirror.crop(url, stacmirror.find_stacks(url), dask="tcp://127.0.0.1:1")
+def test_dask_workers_crop_into_the_store_with_no_local_path(moto, bucket: str, both) -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    url, disk = both
+    reference = stacmirror.crop(disk, stacmirror.find_stacks(disk), workers=1, assets="red,qa_pixel")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:  # the workers inherit the AWS environment, and get no path they could write to
+        cropped = stacmirror.crop(
+            url, stacmirror.find_stacks(url), dask=cluster.scheduler_address, assets="red,qa_pixel"
+        )
+    assert cropped.ok and reference.ok, cropped.errors
+    found, on_disk = _published(moto, bucket), _disk(disk)
+    crops = sorted(k for k in on_disk if k.startswith("crops/"))
+    assert [k for k in sorted(found) if k.startswith("crops/")] == crops
+    assert sum(k.endswith(".TIF") for k in crops) == 2 * cropped.stacks[0].cropped
+    for key in crops:
+        assert _comparable(key, found[key]) == _comparable(key, on_disk[key]), key
+    cache = StoreMirror(url, None).cache  # the workers put the crops: the cache holds none
+    assert not list((cache / "crops").rglob("*.TIF")) and not list((cache / "crops").rglob("*.png"))
 
 
 def test_virtual_crops_in_the_store_load_as_the_copied_ones(both) -> None:

@@ -79,7 +79,7 @@ def sha256_file(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _store(url: str) -> Any:
+def store_of(url: str) -> Any:
     """One obstore store per mirror URL and process (a worker opens it from its own environment)."""
     from ..storage import open_store
 
@@ -105,7 +105,7 @@ class StoreFile:
     def read_bytes(self) -> bytes:
         import obstore
 
-        return bytes(obstore.get(_store(self.url), self.key).bytes())
+        return bytes(obstore.get(store_of(self.url), self.key).bytes())
 
     def _range(self, offset: int, size: int) -> bytes:
         import obstore
@@ -113,7 +113,7 @@ class StoreFile:
         end = min(offset + size, self.size)
         if end <= offset:
             return b""
-        return bytes(obstore.get_range(_store(self.url), self.key, start=offset, end=end))
+        return bytes(obstore.get_range(store_of(self.url), self.key, start=offset, end=end))
 
     def header(self) -> Header | None:
         try:
@@ -125,7 +125,7 @@ class StoreFile:
         import obstore
 
         digest = hashlib.sha256()
-        for chunk in obstore.get(_store(self.url), self.key).stream(min_chunk_size=1 << 20):
+        for chunk in obstore.get(store_of(self.url), self.key).stream(min_chunk_size=1 << 20):
             digest.update(chunk)
         return digest.hexdigest()
 

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +40,11 @@ from ..catalog.sources import sha256_file
 from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail
 from ..catalog.templates import load_template
 from ..executors import executor_for
-from ..fileio import relative_href, write_json_atomic
+from ..fileio import relative_href, write_bytes_atomic, write_json_atomic
 from ..geometry import stac_bbox
 from ..layout import Mirror
 from .stacks import Stack
-from .vrt import VRT_MEDIA_TYPE, write_window_vrt
+from .vrt import VRT_MEDIA_TYPE, window_vrt
 
 STATE_VERSION = 1
 EPS = 1e-6
@@ -106,14 +107,20 @@ def _proj_fields(src: rasterio.DatasetReader, window: tuple[int, int, int, int])
 
 
 def virtual_raster(
-    source: Path, target: Path, bounds: tuple[float, float, float, float], opened: str | None = None
+    source: Path,
+    target: Path,
+    bounds: tuple[float, float, float, float],
+    opened: str | None = None,
+    at: Path | None = None,
 ) -> dict[str, Any]:
     """Write a VRT at ``target`` showing the pixels of ``source`` inside ``bounds``, copying none;
     returns the crop's proj fields (those :func:`crop_raster` returns). ``opened`` is the name GDAL
-    reads the source by, when it is not ``source`` (an object in a store)."""
+    reads the source by, when it is not ``source`` (an object in a store); ``at`` is where the VRT
+    sits in the mirror's layout, when ``target`` is a temporary file (it names the source from
+    there)."""
     with rasterio.open(opened or source) as src:
         window = source_window(src, bounds)
-        write_window_vrt(src, target, window, source)
+        write_bytes_atomic(target, window_vrt(src, at or target, window, source))
         return _proj_fields(src, window)
 
 
@@ -186,14 +193,50 @@ def crop_member(
     """A worker's task: crop one scene's rasters into ``folder``; the crop item, or why it failed.
 
     The rasters (and the thumbnail) are written here, beside each other; the item is returned for
-    the one writer to write."""
+    the one writer to write. In a store mirror the worker writes them to a temporary folder of its
+    own and puts each into the store under ``folder``'s keys: it needs no disk shared with the
+    writer (a Dask worker on another machine)."""
     from ..storage import gdal_env
 
     try:
         with rasterio.Env(**(gdal_env() if frame.store_url else {})):
-            return _crop_item(frame, source_item, Path(source_dir), Path(folder), assets)
+            if frame.store_url is None:
+                return _crop_item(frame, source_item, Path(source_dir), Path(folder), assets)
+            with tempfile.TemporaryDirectory(prefix="stacmirror-crop-") as scratch:
+                return _crop_item(frame, source_item, Path(source_dir), Path(folder), assets, Path(scratch))
     except (ValueError, rasterio.errors.RasterioError, OSError) as exc:
         return f"{source_item['id']}: {exc}"
+
+
+def _put(frame: CropFrame, path: Path, at: Path) -> None:
+    """A crop's file into the store, under the key of where it sits in the layout (one put: the
+    object appears whole or not at all)."""
+    import obstore
+
+    from ..catalog.sources import store_of
+
+    key = at.relative_to(frame.catalog_path.parent).as_posix()
+    with path.open("rb") as handle:
+        obstore.put(store_of(frame.store_url), key, handle)
+
+
+def delete_crop_objects(store_url: str, mirror: Mirror, stack_id: str, *, whole: bool = False) -> None:
+    """Delete a stack's crops from the store: the members' folders (what workers put there, which
+    the catalog's publishing does not track), or with ``whole`` everything under the stack."""
+    import obstore
+
+    from ..catalog.sources import store_of
+
+    store = store_of(store_url)
+    prefix = mirror.rel(mirror.crop_dir(stack_id)) + "/"
+    keys = [
+        meta["path"]
+        for batch in obstore.list(store, prefix=prefix)
+        for meta in batch
+        if whole or "/" in meta["path"][len(prefix) :]
+    ]
+    for start in range(0, len(keys), 1000):
+        obstore.delete(store, keys[start : start + 1000])
 
 
 def _crop_item(
@@ -202,9 +245,11 @@ def _crop_item(
     source_dir: Path,
     folder: Path,
     assets: set[str] | None,
+    scratch: Path | None = None,
 ) -> dict[str, Any]:
     item = copy.deepcopy(source_item)
-    folder.mkdir(parents=True, exist_ok=True)
+    out = scratch or folder  # where the files are made: the crop folder, or a store's scratch
+    out.mkdir(parents=True, exist_ok=True)
     bounds = frame.bounds
     new_assets: dict[str, Any] = {}
     rasters: dict[str, Path | str] = {}  # what the thumbnail is drawn from
@@ -214,15 +259,17 @@ def _crop_item(
             if assets is not None and key not in assets:
                 continue
             if frame.virtual:
-                target = folder / f"{source.stem}.vrt"
-                fields = virtual_raster(source, target, bounds, frame.opened(source))
+                target = out / f"{source.stem}.vrt"
+                fields = virtual_raster(source, target, bounds, frame.opened(source), folder / target.name)
                 media_type = VRT_MEDIA_TYPE
             else:
-                target = folder / source.name
+                target = out / source.name
                 fields, media_type = crop_raster(frame.opened(source), target, bounds), COG
             cropped = {**asset, **fields, "href": f"./{target.name}", "type": media_type}
             cropped["file:size"] = target.stat().st_size
             cropped["file:checksum"] = multihash(sha256_file(target))
+            if scratch is not None:
+                _put(frame, target, folder / target.name)
             new_assets[key] = cropped
             drawn: Path | str = target
             if frame.virtual and frame.store_url:  # the VRT's source is not beside it here
@@ -235,8 +282,10 @@ def _crop_item(
                 **asset,
                 "href": relative_href(source, folder),
             }  # metadata stays with the source
-    thumb = folder / f"{item['id']}_{THUMBNAIL_SUFFIX}"
+    thumb = out / f"{item['id']}_{THUMBNAIL_SUFFIX}"
     if render_thumbnail(rasters, thumb):
+        if scratch is not None:
+            _put(frame, thumb, folder / thumb.name)
         new_assets["thumbnail"] = {
             "href": f"./{thumb.name}",
             "type": "image/png",
@@ -418,6 +467,8 @@ def crop_stack(
         for child in folder.iterdir():
             if child.is_dir():
                 shutil.rmtree(child)
+    if store_url is not None:  # and their objects, which the workers put there themselves
+        delete_crop_objects(store_url, mirror, stack.stack_id)
     folder.mkdir(parents=True, exist_ok=True)
 
     frame = CropFrame.of(stack, mirror, virtual=virtual, store_url=store_url)

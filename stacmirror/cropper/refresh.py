@@ -19,7 +19,7 @@ from typing import Any
 from shapely.geometry import shape
 
 from ..layout import Mirror
-from .crop import crop_stack
+from .crop import crop_stack, delete_crop_objects
 from .stacks import find_stacks
 
 
@@ -67,6 +67,8 @@ def refresh_crops(
             trash.parent.mkdir(parents=True, exist_ok=True)
             os.rename(mirror.crop_dir(stack_id), trash)
             shutil.rmtree(trash)
+            if store_url is not None:
+                delete_crop_objects(store_url, mirror, stack_id, whole=True)
             done.append(CropRefresh(stack_id, "dropped", "its scenes no longer make a stack"))
             continue
         assets = set(state["assets"]) if state.get("assets") else None

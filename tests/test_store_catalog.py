@@ -445,3 +445,22 @@ def test_sync_keeps_a_store_mirror_current_crops_included(make_emulator, moto, b
     found = s3h.objects(moto.client(), bucket, "sync")
     assert not [k for k in found if k.startswith("crops/") and any(old in k for old in replaced)]
     assert ".stacmirror/lock" not in found and s3h.open_uploads(moto.client(), bucket) == []
+
+
+def test_stac_browser_browses_a_store_mirror(built_browser: Path, both, tmp_path: Path) -> None:
+    """STAC Browser in headless Chromium, served from the store: root, row, an item with its assets."""
+    import re
+
+    from .test_browse import _page
+
+    url, disk = both
+    with serving(url, built_browser, offline=True) as server:
+        base = server.base_url
+        root = _page(f"{base}/", "store-browser-root", tmp_path)
+        assert "Landsat 8-9 OLI/TIRS Collection 2 Level-2" in root
+        row = _page(f"{base}/#/landsat_ot_c2_l2/044/033/catalog.json", "store-browser-row", tmp_path)
+        listed = set(re.findall(r"LC0[89]_L2SP_\d{6}_\d{8}_\d{8}_02_T[12]", row))
+        assert len(listed) == 3
+        item_path = next(disk.rglob(f"{sorted(listed)[0]}.json")).relative_to(disk).as_posix()
+        item = _page(f"{base}/#/{item_path}", "store-browser-item", tmp_path)
+        assert "Visible red Band (B4)" in item and "Pixel Quality Assessment Band" in item

@@ -313,24 +313,22 @@ class StoreMirror:
     def pull_state(self) -> None:
         """Bring the store's ledger into the cache, unless the cache already holds it or a newer copy
         (a run on this machine that was killed before it pushed): the e-tag the cache was last synced
-        at tells which."""
+        at tells which, in one conditional GET."""
         import obstore
+        from obstore.exceptions import NotModifiedError
 
         ledger = self.local.ledger_path
-        synced = self._synced()
+        etag = self._synced().get("etag")
+        options = {"if_none_match": etag} if etag and ledger.exists() else {}
         try:
-            meta = obstore.head(self.store, LEDGER_KEY)
-        except FileNotFoundError:
-            return
-        if ledger.exists() and synced.get("etag") == meta.get("e_tag"):
-            return
-        data = self.get_bytes(LEDGER_KEY)
-        if data is None:
+            result = obstore.get(self.store, LEDGER_KEY, options=options)
+            data = bytes(result.bytes())
+        except (FileNotFoundError, NotModifiedError):
             return
         for suffix in ("-wal", "-shm"):
             Path(f"{ledger}{suffix}").unlink(missing_ok=True)
         write_bytes_atomic(ledger, data)
-        self._set_synced(meta.get("e_tag"))
+        self._set_synced(result.meta.get("e_tag"))
 
     def push_state(self) -> None:
         """Upload the cache's ledger (closed, so its WAL is folded in) to ``OUT/.stacmirror/``."""

@@ -361,3 +361,16 @@ def test_a_cut_download_resumes_into_the_open_upload(make_emulator, moto, bucket
                     checked += 1
     assert checked == 4
     assert s3h.open_uploads(moto.client(), bucket) == []
+
+
+def test_the_state_is_pulled_only_when_the_store_holds_another_one(emulator, bucket: str) -> None:
+    url = f"s3://{bucket}/state"
+    run_harvest(emulator, url, mode="bands", bands=["MTL"], max_scenes=1)
+    mirror = StoreMirror.open(url)
+    ledger = mirror.local.ledger_path
+    before = ledger.stat().st_mtime_ns
+    mirror.pull_state()  # the cache holds what it pushed: one conditional GET, answered 304
+    assert ledger.stat().st_mtime_ns == before
+    mirror.put_bytes(".stacmirror/ledger.sqlite", b"x" + ledger.read_bytes()[1:])  # another machine pushed
+    mirror.pull_state()
+    assert ledger.read_bytes()[:1] == b"x"

@@ -59,26 +59,28 @@ CHUNK = 1 << 16
 MAX_BODY = 1 << 20  # a search body is a few kB
 
 
-def safe_key(url_path: str) -> str | None:
-    """The object key ``url_path`` names in a store mirror, by the same rules (no hidden part, no
-    way up), or None."""
+def _url_parts(url_path: str) -> list[str] | None:
+    """The path segments ``url_path`` names, decoded and normalised (no way up), or None when it
+    holds a NUL, a backslash or a hidden segment."""
     decoded = unquote(url_path)
     if "\x00" in decoded or "\\" in decoded:
         return None
     parts = [p for p in posixpath.normpath("/" + decoded.lstrip("/")).split("/") if p]
-    if not parts or any(p.startswith(".") for p in parts):
+    if any(p.startswith(".") for p in parts):
         return None
-    return "/".join(parts)
+    return parts
+
+
+def safe_key(url_path: str) -> str | None:
+    """The object key ``url_path`` names in a store mirror, by the same rules, or None."""
+    parts = _url_parts(url_path)
+    return "/".join(parts) if parts else None
 
 
 def safe_path(root: Path, url_path: str) -> Path | None:
     """The file under ``root`` that ``url_path`` names, or None when it would leave ``root``."""
-    decoded = unquote(url_path)
-    if "\x00" in decoded or "\\" in decoded:
-        return None
-    normal = posixpath.normpath("/" + decoded.lstrip("/"))
-    parts = [p for p in normal.split("/") if p]
-    if any(p.startswith(".") for p in parts):
+    parts = _url_parts(url_path)
+    if parts is None:
         return None
     root = root.resolve()
     candidate = root.joinpath(*parts).resolve()
@@ -230,8 +232,6 @@ class _Handler(BaseHTTPRequestHandler):
 
         store = self.server.store
         key = safe_key(rest or "/")
-        if key is None or key.endswith("/"):
-            key = None if key is None else key + "index.html"
         if key == "catalog.json":
             self._json(self.server.api.searchable_root(), head)
             return
@@ -250,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._bytes(data, "application/json", head)
                 return
             size = obstore.head(store.store, key)["size"]
-            span = self._span(size, Path(key).suffix, head)
+            span = self._span(size, Path(key).suffix)
             if span is None or head:
                 return
             start, end = span
@@ -284,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
-    def _span(self, size: int, suffix: str, head: bool) -> tuple[int, int] | None:
+    def _span(self, size: int, suffix: str) -> tuple[int, int] | None:
         """Send the status and headers for ``Range`` (or the whole file); the byte span to send, or
         None when 416 was answered."""
         start, end, status = 0, size - 1, 200
@@ -314,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
         return start, end
 
     def _file(self, target: Path, head: bool) -> None:
-        span = self._span(target.stat().st_size, target.suffix, head)
+        span = self._span(target.stat().st_size, target.suffix)
         if span is None or head:
             return
         start, end = span

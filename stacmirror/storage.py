@@ -164,6 +164,14 @@ def gdal_env() -> dict[str, str]:
     }
 
 
+def delete_objects(store: Any, keys: list[str]) -> None:
+    """Delete ``keys`` from an obstore store, 1 000 a request (S3's limit for one batch)."""
+    import obstore
+
+    for start in range(0, len(keys), 1000):
+        obstore.delete(store, keys[start : start + 1000])
+
+
 def _profile_credentials(profile: str) -> Any:
     try:
         import boto3

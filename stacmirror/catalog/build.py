@@ -183,17 +183,18 @@ def build_catalog(
     written in the local cache and then published to the store, all under the store's lock.
     """
     if is_store_url(out):
+        emit = ev.emitter(on_event)
         store = StoreMirror.open(str(out))
         store.acquire()
         try:
             store.pull_state()
             pulled = pull_catalog_state(store)  # another machine built it since: take its state up
             if pulled:
-                ev.emitter(on_event)(ev.Note(f"fetched the store's catalog state ({pulled} file(s))", "info"))
+                emit(ev.Note(f"fetched the store's catalog state ({pulled} file(s))", "info"))
             result = _build(store.local, store, force, on_event, workers, executor, dask)
             uploaded, deleted = publish(store)
             push_catalog_state(store)
-            ev.emitter(on_event)(ev.Note(f"published {uploaded} catalog file(s), deleted {deleted}", "info"))
+            emit(ev.Note(f"published {uploaded} catalog file(s), deleted {deleted}", "info"))
             return result
         finally:
             store.release()

@@ -41,10 +41,6 @@ class LocalFile:
     path: Path
     size: int
 
-    @classmethod
-    def at(cls, path: Path) -> LocalFile:
-        return cls(Path(path), Path(path).stat().st_size)
-
     @property
     def name(self) -> str:
         return self.path.name

@@ -243,8 +243,6 @@ def build_item(folder: str, dataset: str, checksums: Mapping[str, str]) -> ItemR
     runs the same in this process, a process pool or a Dask worker.
     """
     name = os.path.basename(folder)
-    if not is_product_id(name):
-        return f"{folder}: not a scene folder (expected a Landsat product id as its name)"
     # no directory listing on each open: a scene folder holds twenty files, none of them sidecars
     # GDAL would need
     with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):

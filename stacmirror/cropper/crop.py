@@ -226,6 +226,7 @@ def delete_crop_objects(store_url: str, mirror: Mirror, stack_id: str, *, whole:
     import obstore
 
     from ..catalog.sources import store_of
+    from ..storage import delete_objects
 
     store = store_of(store_url)
     prefix = mirror.rel(mirror.crop_dir(stack_id)) + "/"
@@ -235,8 +236,7 @@ def delete_crop_objects(store_url: str, mirror: Mirror, stack_id: str, *, whole:
         for meta in batch
         if whole or "/" in meta["path"][len(prefix) :]
     ]
-    for start in range(0, len(keys), 1000):
-        obstore.delete(store, keys[start : start + 1000])
+    delete_objects(store, keys)
 
 
 def _crop_item(

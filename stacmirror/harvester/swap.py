@@ -30,6 +30,7 @@ from typing import Any
 
 from ..layout import Mirror
 from ..ledger import Ledger
+from ..storage import delete_objects
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -70,18 +71,11 @@ def remove_product(mirror: Mirror, ledger: Ledger, dataset: str, display_id: str
     """Delete a product's folder (renamed out of the tree first; in a store, its objects) and its
     ledger rows (``--prune``)."""
     if store is not None:
-        _delete_objects(store, sorted(store.sizes(mirror.rel(mirror.scene_dir(dataset, display_id)))))
+        delete_objects(store.store, sorted(store.sizes(mirror.rel(mirror.scene_dir(dataset, display_id)))))
     else:
         _discard(mirror.scene_dir(dataset, display_id), mirror.trash_dir / display_id)
     ledger.forget_scene(display_id)
     empty_trash(mirror)
-
-
-def _delete_objects(store: Any, keys: list[str]) -> None:
-    import obstore
-
-    for start in range(0, len(keys), 1000):
-        obstore.delete(store.store, keys[start : start + 1000])
 
 
 def empty_trash(mirror: Mirror) -> None:
@@ -129,7 +123,7 @@ def _finish_in_store(
             kept = mirror.rel(mirror.superseded_dir(dataset, old_id))
             for key in keys:
                 obstore.copy(store.store, key, kept + key[len(prefix) :])
-        _delete_objects(store, keys)
+        delete_objects(store.store, keys)
         with ledger.transaction():
             ledger.forget_scene(old_id)
             ledger.finish_replacement(old_id)

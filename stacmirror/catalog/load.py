@@ -107,8 +107,9 @@ def _store_items(url: str, hrefs: list[str]) -> Iterable[pystac.Item]:
     from concurrent.futures import ThreadPoolExecutor
 
     from ..storage import StoreMirror
+    from .sources import store_of
 
-    store = StoreMirror.open(url)
+    store = StoreMirror(url.rstrip("/"), store_of(url))  # opened and checked by the search already
     # the root, read once and set on every item: pystac resolves it when an item is serialised
     # (stackstac does), and its own reader cannot open an s3:// href
     data = store.get_bytes("catalog.json")

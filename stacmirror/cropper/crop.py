@@ -112,16 +112,16 @@ def virtual_raster(
     bounds: tuple[float, float, float, float],
     opened: str | None = None,
     at: Path | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
     """Write a VRT at ``target`` showing the pixels of ``source`` inside ``bounds``, copying none;
-    returns the crop's proj fields (those :func:`crop_raster` returns). ``opened`` is the name GDAL
-    reads the source by, when it is not ``source`` (an object in a store); ``at`` is where the VRT
-    sits in the mirror's layout, when ``target`` is a temporary file (it names the source from
-    there)."""
+    returns the crop's proj fields (those :func:`crop_raster` returns) and the source window
+    ``(col, row, width, height)``. ``opened`` is the name GDAL reads the source by, when it is not
+    ``source`` (an object in a store); ``at`` is where the VRT sits in the mirror's layout, when
+    ``target`` is a temporary file (it names the source from there)."""
     with rasterio.open(opened or source) as src:
         window = source_window(src, bounds)
         write_bytes_atomic(target, window_vrt(src, at or target, window, source))
-        return _proj_fields(src, window)
+        return _proj_fields(src, window), window
 
 
 def crop_raster(
@@ -258,10 +258,16 @@ def _crop_item(
         if "proj:transform" in asset:
             if assets is not None and key not in assets:
                 continue
+            drawn: Path | str | None = None
             if frame.virtual:
                 target = out / f"{source.stem}.vrt"
-                fields = virtual_raster(source, target, bounds, frame.opened(source), folder / target.name)
+                fields, window = virtual_raster(
+                    source, target, bounds, frame.opened(source), folder / target.name
+                )
                 media_type = VRT_MEDIA_TYPE
+                if frame.store_url:  # the VRT's source is not beside it here: draw from the window
+                    col, row, width, height = window
+                    drawn = f"vrt://{frame.opened(source)}?srcwin={col},{row},{width},{height}"
             else:
                 target = out / source.name
                 fields, media_type = crop_raster(frame.opened(source), target, bounds), COG
@@ -271,12 +277,7 @@ def _crop_item(
             if scratch is not None:
                 _put(frame, target, folder / target.name)
             new_assets[key] = cropped
-            drawn: Path | str = target
-            if frame.virtual and frame.store_url:  # the VRT's source is not beside it here
-                with rasterio.open(frame.opened(source)) as src:
-                    col, row, width, height = source_window(src, bounds)
-                drawn = f"vrt://{frame.opened(source)}?srcwin={col},{row},{width},{height}"
-            rasters[source.name[len(item["id"]) + 1 :]] = drawn
+            rasters[source.name[len(item["id"]) + 1 :]] = drawn or target
         elif key != "thumbnail":
             new_assets[key] = {
                 **asset,

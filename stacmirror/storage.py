@@ -33,9 +33,8 @@ from .fileio import write_bytes_atomic, write_json_atomic
 from .layout import STATE_DIR, Mirror
 
 SCHEMES = ("s3", "gs", "az")
-STORE_COMMANDS = (
-    "harvest, catalog, validate, query, stacks, crop, serve and items()"  # what works on a store so far
-)
+# what works on a store so far
+STORE_COMMANDS = "harvest, sync, catalog, validate, query, stacks, crop, serve and items()"
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<bucket>[^/]*)(?:/(?P<prefix>.*))?$")
 LOCK_KEY = f"{STATE_DIR}/lock"
 LEDGER_KEY = f"{STATE_DIR}/ledger.sqlite"

@@ -26,6 +26,21 @@ from .helpers import STACMIRROR, cli_env, harvest_argv, run_harvest
 pytest.importorskip("moto", reason="moto[server] is a test extra: pip install -e '.[test]'")
 
 
+def _matches_emulator(emu, found: dict[str, bytes]) -> int:
+    """Every object named like a Level-2 product file holds what the emulator serves for it; how
+    many were checked."""
+    checked = 0
+    for scene in emu.service.scenes:
+        if scene.l2_generated is None:
+            continue
+        for pfile in emu.service.store.files(scene, 2).values():
+            for key, data in found.items():
+                if key.endswith("/" + pfile.name):
+                    assert hashlib.sha256(data).hexdigest() == pfile.sha256, key
+                    checked += 1
+    return checked
+
+
 def _state_free(found: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in found.items() if not k.startswith(".stacmirror/")}
 
@@ -218,13 +233,7 @@ def test_a_store_that_answers_503_or_drops_connections_loses_nothing(
     assert summary.files_failed == 0
     found = _state_free(s3h.objects(moto.client(), bucket, "faulty"))
     assert len(found) == 2 * 5 + 2  # two bands, three MTL files, a browse image
-    for scene in emulator.service.scenes:
-        if scene.l2_generated is None:
-            continue
-        for pfile in emulator.service.store.files(scene, 2).values():
-            for key, data in found.items():
-                if key.endswith("/" + pfile.name):
-                    assert hashlib.sha256(data).hexdigest() == pfile.sha256
+    _matches_emulator(emulator, found)
 
 
 # -- bad input: one line, exit 2, nothing written --------------------------------------------------
@@ -350,16 +359,7 @@ def test_a_cut_download_resumes_into_the_open_upload(make_emulator, moto, bucket
     assert summary.files_failed == 0
     assert emu.service.stats["range_requests"] > 0  # the cut bodies went on with Range, same upload
     found = _state_free(s3h.objects(moto.client(), bucket, "cut"))
-    checked = 0
-    for scene in emu.service.scenes:
-        if scene.l2_generated is None:
-            continue
-        for pfile in emu.service.store.files(scene, 2).values():
-            for key, data in found.items():
-                if key.endswith("/" + pfile.name):
-                    assert hashlib.sha256(data).hexdigest() == pfile.sha256, key
-                    checked += 1
-    assert checked == 4
+    assert _matches_emulator(emu, found) == 4
     assert s3h.open_uploads(moto.client(), bucket) == []
 
 

@@ -223,21 +223,28 @@ def _rewrite(mirror: Mirror, tmp: Path, order: list[tuple[Any, ...]], collection
     import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
-    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+    from stac_geoparquet.arrow import to_parquet
 
     items = _items(mirror, order, collection_dir)
+    tables = (_to_arrow(chunk) for chunk in iter(lambda: list(itertools.islice(items, BATCH)), []))
+    first = next(tables)
+    second = next(tables, None)
+    if second is None:  # one batch, as a WRS path nearly always is: no spill files
+        schema = _canonical(first.schema)
+        to_parquet(_conform(first, schema), tmp)
+        return schema
     with tempfile.TemporaryDirectory(dir=mirror.state_dir, prefix="parquet-") as spill:
         files: list[Path] = []
         schema = None
-        while chunk := list(itertools.islice(items, BATCH)):
-            table = parse_stac_items_to_arrow(chunk).read_all()
+        for table in itertools.chain([first, second], tables):
+            first = second = None  # each batch is held only until it is spilled
             files.append(Path(spill) / f"{len(files):08d}.parquet")
             pq.write_table(table, files[-1])
             if schema is None:
                 schema = table.schema
             elif not schema.equals(table.schema):
                 schema = pa.unify_schemas([schema, table.schema], promote_options="permissive")
-            del table, chunk
+            del table
         schema = _canonical(schema)
 
         def batches() -> Iterator[Any]:
@@ -264,26 +271,26 @@ def _merge(
     One WRS path's rows are held in memory: a few thousand even at a million scenes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+    from stac_geoparquet.arrow import to_parquet
 
-    try:
-        current = pq.read_table(target)
-    except (pa.ArrowException, OSError):  # damaged since its footer was read
-        return None
     key_of = {key[3]: key for key in order}
     fresh = [key for key in order if key[2] in pending]
-    replaced = {key[3] for key in fresh}
-    ids = current.column("id").to_pylist()
-    kept = current.filter(pa.array([i in key_of and i not in replaced for i in ids], pa.bool_()))
-    tables = [kept]
+    tables = []
+    if len(fresh) < len(order):  # some rows are kept from the file (none when all are rewritten)
+        try:
+            current = pq.read_table(target)
+        except (pa.ArrowException, OSError):  # damaged since its footer was read
+            return None
+        replaced = {key[3] for key in fresh}
+        ids = current.column("id").to_pylist()
+        tables.append(current.filter(pa.array([i in key_of and i not in replaced for i in ids], pa.bool_())))
     if fresh:
-        items = _items(mirror, fresh, collection_dir)
-        tables.append(parse_stac_items_to_arrow(items, chunk_size=BATCH).read_all())
+        tables.append(_to_arrow(list(_items(mirror, fresh, collection_dir))))
     try:
         schema = _canonical(pa.unify_schemas([t.schema for t in tables], promote_options="permissive"))
+        table = pa.concat_tables([_conform(t, schema) for t in tables])
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None  # a column whose type changed: the rebuild reports it if it is real
-    table = pa.concat_tables([_conform(t, schema, tmp) for t in tables])
     ids = table.column("id").to_pylist()
     if len(ids) != len(order) or len(set(ids)) != len(ids):
         return None
@@ -292,21 +299,36 @@ def _merge(
     return schema
 
 
-def _conform(table: Any, schema: Any, scratch: Path) -> Any:
-    """``table`` in ``schema``, which holds every field the table has: through a Parquet file read
-    back as a dataset with that schema, which orders the fields by name and fills the missing
-    struct fields and columns with nulls, as stac-geoparquet does when it unifies its chunks."""
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
+def _to_arrow(items: list[dict[str, Any]]) -> Any:
+    """stac-geoparquet's Arrow table of these items. Its item-level converter is called when it is
+    there: the public ``parse_stac_items_to_arrow`` first samples the process's memory for a log
+    line (psutil reads /proc/self/smaps_rollup twice), which cost more than the parsing itself at
+    a few items a partition."""
+    import pyarrow as pa
+
+    try:
+        from stac_geoparquet.arrow._api import stac_items_to_arrow
+    except ImportError:  # a stac-geoparquet without it: the public function, same table
+        from stac_geoparquet.arrow import parse_stac_items_to_arrow
+
+        return parse_stac_items_to_arrow(items).read_all()
+    return pa.Table.from_batches([stac_items_to_arrow(items)])
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """``table`` in ``schema``, which holds every field the table has: columns in the schema's
+    order, struct fields matched by name and reordered, missing ones (and missing columns) null,
+    as stac-geoparquet does when it unifies its chunks. Arrow's cast does it in memory."""
+    import pyarrow as pa
 
     if table.schema.equals(schema, check_metadata=False):
         return table.replace_schema_metadata(schema.metadata)
-    part = scratch.with_name(scratch.name + ".part")
-    try:
-        pq.write_table(table, part)
-        return ds.dataset(part, schema=schema, format="parquet").to_table()
-    finally:
-        part.unlink(missing_ok=True)
+    names = set(table.column_names)
+    columns = [
+        table.column(f.name).cast(f.type) if f.name in names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _conform_file(source: Path, schema: Any, tmp: Path) -> None:

@@ -37,11 +37,31 @@ JSON_TYPES = {
 }
 
 
-def _columns(connection: Any, files: list[Path]) -> dict[str, str]:
+def _source(groups: list[list[Path]], unify: bool = False) -> tuple[str, list[Any]]:
+    """`` FROM ...`` over these collections' Parquet files, and its parameters.
+
+    A dataset's partitions share one schema (the catalog writes them so), so they are read without
+    ``union_by_name``, which would open every file's footer first: at a million items (233
+    partitions) that doubled a first page. Single files (a crop stack's, or a dataset of one WRS
+    path) may differ from each other and are unified by name; the parts are joined by name.
+    ``unify`` unifies everything, for a folder caught between two schemas by a killed write."""
+    parts, parameters = [], []
+    singles = [str(f) for files in groups if len(files) == 1 or unify for f in files]
+    for files in groups:
+        if len(files) > 1 and not unify:
+            parts.append("SELECT * FROM read_parquet(?)")
+            parameters.append([str(f) for f in files])
+    if singles:
+        parts.append("SELECT * FROM read_parquet(?, union_by_name = true)")
+        parameters.append(singles)
+    if len(parts) == 1:
+        return " FROM" + parts[0].removeprefix("SELECT * FROM"), parameters
+    return " FROM (" + " UNION ALL BY NAME ".join(parts) + ")", parameters
+
+
+def _columns(connection: Any, source: str, parameters: list[Any]) -> dict[str, str]:
     """Column name → DuckDB type of the collections' items.parquet."""
-    rows = connection.execute(
-        "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [[str(f) for f in files]]
-    ).fetchall()
+    rows = connection.execute("DESCRIBE SELECT *" + source, parameters).fetchall()
     return {row[0]: row[1] for row in rows}
 
 
@@ -49,16 +69,17 @@ def queryables(out: str | Path, collection: str | None = None) -> dict[str, dict
     """The item properties one can filter on, as JSON Schema fragments, read from the parquet
     schema: every scalar column (lists and objects, such as ``proj:shape``, are left out)."""
     mirror, _ = _open(out)
-    files = [
-        f for name, fs in mirror.collection_parquet_files().items() if collection in (None, name) for f in fs
-    ]
-    if not files:
+    groups = [fs for name, fs in mirror.collection_parquet_files().items() if collection in (None, name)]
+    if not groups:
         return {}
     import duckdb
 
     connection = duckdb.connect()
     try:
-        columns = _columns(connection, files)
+        try:
+            columns = _columns(connection, *_source(groups))
+        except duckdb.InvalidInputException:  # partitions of two schemas (a killed write)
+            columns = _columns(connection, *_source(groups, unify=True))
     finally:
         connection.close()
     return {
@@ -78,6 +99,8 @@ class QueryResult:
     matched: int | None = 0
     # where the next page starts, for ``after=`` (a position among the candidates), or None
     next_after: int | None = None
+    # the sort key of the page's last item, for ``after_key=`` (None when there is no next page)
+    next_key: list[Any] | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -96,24 +119,86 @@ class QueryResult:
 
 # the columns a result carries besides id, collection, geometry and bbox
 RESULT_PROPERTIES = ("datetime", "platform", "eo:cloud_cover", "landsat:wrs_path", "landsat:wrs_row")
+ENTRY_COLUMNS = 5 + len(RESULT_PROPERTIES)  # a row's columns for its entry; the sort key follows
 EXACT_COUNT_MAX = 20_000  # with count=False, at most this many candidates are tested to count
 BATCH = 512
 
 
-def _order_by(sortby: list[tuple[str, bool]] | None, columns: dict[str, str]) -> str:
-    """ORDER BY for (field, descending) keys: property names or ``properties.<name>``, ``id``,
+def _sort_terms(sortby: list[tuple[str, bool]] | None, columns: dict[str, str]) -> list[tuple[str, bool]]:
+    """(column, descending) keys of the ORDER BY: property names or ``properties.<name>``, ``id``,
     ``collection``; newest first by default. Collection and id end it, so the order is total."""
     keys = sortby or [("datetime", True)]
-    terms, seen = [], set()
+    terms: list[tuple[str, bool]] = []
     for name, descending in keys:
         column = name.removeprefix("properties.")
         if column not in columns or column in NOT_QUERYABLE:
             raise InvalidInput("sortby", f"cannot sort by {name!r}: not a queryable property")
-        if column not in seen:
-            seen.add(column)
-            terms.append(f"{quoted(column)} {'DESC' if descending else 'ASC'} NULLS LAST")
-    terms += [f"{quoted(c)} ASC" for c in ("collection", "id") if c not in seen]
-    return ", ".join(terms)
+        if column not in {c for c, _ in terms}:
+            terms.append((column, descending))
+    return terms + [(c, False) for c in ("collection", "id") if c not in {t for t, _ in terms}]
+
+
+def _beyond(terms: list[tuple[str, bool]], key: list[Any]) -> tuple[str, list[Any]]:
+    """SQL true of the rows after the one with sort ``key`` in the order of ``terms`` (nulls
+    last), and its parameters: equal on the first i-1 keys and after it on the i-th, for some i."""
+    if not isinstance(key, list) or len(key) != len(terms):
+        raise InvalidInput("after_key", f"must hold {len(terms)} values, one per sort key")
+    ors, args = [], []
+    for i, (column, descending) in enumerate(terms):
+        ands, values = [], []
+        for (earlier, _), value in zip(terms[:i], key, strict=False):
+            ands.append(f"{quoted(earlier)} IS NULL" if value is None else f"{quoted(earlier)} = ?")
+            values += [] if value is None else [value]
+        if key[i] is None:  # nothing sorts after a null but the following keys of other nulls
+            continue
+        ands.append(f"({quoted(column)} {'<' if descending else '>'} ? OR {quoted(column)} IS NULL)")
+        ors.append("(" + " AND ".join(ands) + ")")
+        args += [*values, key[i]]
+    return ("(" + " OR ".join(ors) + ")" if ors else "FALSE"), args
+
+
+def key_token(key: list[Any]) -> str | None:
+    """A page key (``next_key``) as URL-safe text, or None for a value it cannot carry."""
+    import base64
+
+    import orjson
+
+    encoded = []
+    for value in key:
+        if isinstance(value, dt.datetime):
+            encoded.append({"t": value.isoformat()})
+        elif isinstance(value, dt.date):
+            encoded.append({"d": value.isoformat()})
+        elif value is None or isinstance(value, (str, int, float, bool)):
+            encoded.append(value)
+        else:  # a list or struct column as a sort key: the page is told by position instead
+            return None
+    return base64.urlsafe_b64encode(orjson.dumps(encoded)).decode().rstrip("=")
+
+
+def token_key(text: str) -> list[Any]:
+    """The page key a :func:`key_token` text holds; InvalidInput for any other text."""
+    import base64
+
+    import orjson
+
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(values, list):
+            raise ValueError(text)
+        key = []
+        for value in values:
+            if isinstance(value, dict) and list(value) == ["t"]:
+                key.append(dt.datetime.fromisoformat(value["t"]))
+            elif isinstance(value, dict) and list(value) == ["d"]:
+                key.append(dt.date.fromisoformat(value["d"]))
+            elif value is None or isinstance(value, (str, int, float, bool)):
+                key.append(value)
+            else:
+                raise ValueError(text)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise InvalidInput("token", "is not one this API gave") from None
+    return key
 
 
 def _intersects(geometries: Any, areas: Any) -> Any:
@@ -193,6 +278,7 @@ def search(
     filter: dict[str, Any] | None = None,  # noqa: A002 - the STAC API's name for it
     sortby: list[tuple[str, bool]] | None = None,
     after: int = 0,
+    after_key: list[Any] | None = None,
     count: bool = True,
 ) -> QueryResult:
     """Items of the mirror matching every filter given (bbox or aoi: intersecting the geometry;
@@ -201,20 +287,19 @@ def search(
     ``limit`` page through them, and ``matched`` counts them all.
 
     ``after`` starts at that position among the candidates, as ``next_after`` of the page before
-    gave it: the STAC API pages this way, so a deep page does not re-test the pages before it.
-    With ``count=False`` an area search leaves ``matched`` None rather than test more than
-    ``EXACT_COUNT_MAX`` geometries just to count them."""
+    gave it. ``after_key`` starts after the item with that sort key, as ``next_key`` of the page
+    before gave it: the STAC API pages this way, so that a deep page costs what the first does (an
+    offset makes DuckDB sort and skip every row before it). With ``count=False`` an area search
+    leaves ``matched`` None rather than test more than ``EXACT_COUNT_MAX`` geometries just to
+    count them."""
     import duckdb
 
     mirror, url = _open(out)
     wanted = [collection] if isinstance(collection, str) else collection
     if not mirror.catalog_path.exists():
         raise NotACatalog(f"{url or mirror.root} has no catalog yet (build it first: stacmirror catalog)")
-    files = [
-        f
-        for name, fs in mirror.collection_parquet_files().items()
-        if wanted is None or name in wanted
-        for f in fs
+    groups = [
+        fs for name, fs in mirror.collection_parquet_files().items() if wanted is None or name in wanted
     ]
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise InvalidInput("limit", f"must be a whole number >= 1, got {limit!r}")
@@ -230,7 +315,7 @@ def search(
     begin, finish = _date(start, "start"), _date(end, "end", end=True)
     if begin and finish and begin > finish:
         raise InvalidInput("start", f"{start} is after end {end}")
-    if not files:
+    if not groups:
         return QueryResult()
     where, args = [], []
     sure = "TRUE"  # a candidate that is a match without an exact test
@@ -266,25 +351,41 @@ def search(
     if ids:
         where.append(f"id IN ({','.join('?' * len(ids))})")
         args += list(ids)
-    source = " FROM read_parquet(?, union_by_name = true)"
     connection = connect()
     try:
-        columns = _columns(connection, files)
+        source, sources = _source(groups)
+        try:
+            columns = _columns(connection, source, sources)
+        except duckdb.InvalidInputException:  # partitions of two schemas (a killed write)
+            source, sources = _source(groups, unify=True)
+            columns = _columns(connection, source, sources)
         if filter:  # the property names are checked against the parquet's columns
             tested, values = to_sql(filter, columns)
             where.append(tested)
             args += values
-        order = _order_by(sortby, columns)
+        terms = _sort_terms(sortby, columns)
+        order = ", ".join(f"{quoted(c)} {'DESC' if d else 'ASC'} NULLS LAST" for c, d in terms)
         condition = " WHERE " + " AND ".join(where) if where else ""
         shown = ", ".join(quoted(c) if c in columns else "NULL" for c in RESULT_PROPERTIES)
+        keys = ", ".join(quoted(c) for c, _ in terms)
         page = f" OFFSET {int(after)}"
         if area is None and limit is not None:  # every candidate is a match: DuckDB pages alone
             page = f" LIMIT {int(offset) + int(limit) + 1}" + page
-        selected = f"SELECT id, collection, geometry::BLOB, bbox, {sure}, {shown}"
-        sql = f"{selected}{source}{condition} ORDER BY {order}{page}"
-        parameters = [[str(f) for f in files], *args]
+        beyond, beyond_args = "", []
+        if after_key is not None:
+            beyond, beyond_args = _beyond(terms, after_key)
+            beyond = (" AND " if condition else " WHERE ") + beyond
+        selected = f"SELECT id, collection, geometry::BLOB, bbox, {sure}, {shown}, {keys}"
+        sql = f"{selected}{source}{condition}{beyond} ORDER BY {order}{page}"
+        parameters = [*sources, *args]
         result = QueryResult()
-        _page(connection.execute(sql, parameters), mirror, area, after, offset, limit, result)
+        try:
+            cursor = connection.execute(sql, [*parameters, *beyond_args])
+        except duckdb.Error as exc:  # a key of the wrong type for its column
+            if after_key is None:
+                raise
+            raise InvalidInput("after_key", str(exc).splitlines()[0]) from None
+        _page(cursor, mirror, area, after, offset, limit, result)
         if area is None:
             result.matched = connection.execute(
                 "SELECT count(*)" + source + condition, parameters
@@ -331,9 +432,11 @@ def _page(
             if skip:
                 skip -= 1
             elif limit is None or len(result.items) < limit:
-                result.items.append(_entry(mirror, row))
+                result.items.append(_entry(mirror, row[:ENTRY_COLUMNS]))
+                last = row
             else:
                 result.next_after = position - 1
+                result.next_key = list(last[ENTRY_COLUMNS:]) if result.items else None
                 return
 
 

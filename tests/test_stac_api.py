@@ -267,3 +267,29 @@ def test_cql2_bbox_literals_in_3d_and_across_the_antimeridian(api: str, mirror: 
             request = {"filter": text, "filter-lang": "cql2-text", "limit": 1000}
             found = {f["id"] for f in everything(api, method, **request)}
             assert found == expected, (text, method)
+
+
+def test_next_pages_start_after_the_last_items_sort_key(api: str) -> None:
+    """Next links carry the last item's sort key ("k" tokens), so a deep page costs what the first
+    does; position tokens ("p") are still read; a token altered, or from another sort order, is a 400."""
+    first = requests.get(
+        f"{api}/search", params={"limit": 10, "sortby": "-eo:cloud_cover"}, timeout=30
+    ).json()
+    nxt = next(link["href"] for link in first["links"] if link["rel"] == "next")
+    token = dict(p.split("=", 1) for p in nxt.split("?", 1)[1].split("&"))["token"]
+    assert token.startswith("k")
+    second = requests.get(nxt, timeout=30).json()
+    by_position = requests.get(
+        f"{api}/search", params={"limit": 10, "sortby": "-eo:cloud_cover", "token": "p10"}, timeout=30
+    ).json()
+    assert [f["id"] for f in second["features"]] == [f["id"] for f in by_position["features"]]
+    assert not {f["id"] for f in first["features"]} & {f["id"] for f in second["features"]}
+    for params in (
+        {"token": token[:-3] + "!!!"},  # not base64
+        {"token": "k" + "A" * 12},  # base64, but not of a key
+        {"token": token, "sortby": "+platform,-datetime"},  # a number for the platform
+        {"token": token},  # four values, for the default order's three keys
+    ):
+        answer = requests.get(f"{api}/search", params={"limit": 10, **params}, timeout=30)
+        assert answer.status_code == 400, params
+        assert answer.json()["description"].startswith("token:"), answer.json()

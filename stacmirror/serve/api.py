@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 
 from ..errors import InvalidInput, StacmirrorError
 from ..layout import Mirror
-from ..offline_search import queryables, search
+from ..offline_search import key_token, queryables, search
 from .openapi import OPENAPI, openapi_document, service_doc
-from .request import ApiError, SearchRequest
+from .request import ApiError, SearchRequest, bad
 
 STAC_VERSION = "1.1.0"
 CONFORMANCE = [
@@ -273,10 +273,8 @@ class StacApi:
 
     # -- search ----------------------------------------------------------------------------------
 
-    def search(
-        self, request: SearchRequest, *, post: bool = False, path: str | None = None, query: str = ""
-    ) -> dict[str, Any]:
-        found = search(
+    def _search(self, request: SearchRequest) -> Any:
+        return search(
             self.mirror.root,
             collection=request.collections,
             bbox=request.bbox,
@@ -288,8 +286,19 @@ class StacApi:
             sortby=request.sortby,
             limit=request.limit,
             after=request.after,
+            after_key=request.after_key,
             count=False,
         )
+
+    def search(
+        self, request: SearchRequest, *, post: bool = False, path: str | None = None, query: str = ""
+    ) -> dict[str, Any]:
+        try:
+            found = self._search(request)
+        except InvalidInput as exc:
+            if exc.field != "after_key":
+                raise
+            raise bad("token", f"does not fit this search ({exc.message})") from None
         features = [self._item(Path(i["item"])) for i in found.items]
         if request.fields is not None:
             features = [request.fields.apply(f) for f in features]
@@ -304,7 +313,8 @@ class StacApi:
         if path:
             links.append({"rel": "collection", "href": base.rsplit("/items", 1)[0], "type": JSON})
         if found.next_after is not None:
-            token = f"p{found.next_after}"
+            key = key_token(found.next_key) if found.next_key is not None else None
+            token = f"k{key}" if key is not None else f"p{found.next_after}"
             if post:
                 body = {**raw, "token": token}
                 links.append({"rel": "next", "href": base, "type": GEOJSON, "method": "POST", "body": body})

@@ -19,11 +19,13 @@ from shapely.geometry.base import BaseGeometry
 
 from ..area import bbox_numbers
 from ..errors import InvalidInput
+from ..offline_search import token_key
 from ..property_filter import FILTER_LANGS, combine, from_query, parse_filter
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1_000
-TOKEN = re.compile(r"^p([0-9]{1,12})$")
+# a page token: "k" and the last item's sort key, or "p" and a position among the candidates
+TOKEN = re.compile(r"^(?:p([0-9]{1,12})|k([A-Za-z0-9_-]{1,4000}))$")
 RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
@@ -236,7 +238,8 @@ def _drop(target: dict[str, Any], keys: list[str]) -> None:
 @dataclass
 class SearchRequest:
     limit: int = DEFAULT_LIMIT
-    after: int = 0  # from the token: where the page starts among the candidates
+    after: int = 0  # from a "p" token: where the page starts among the candidates
+    after_key: list[Any] | None = None  # from a "k" token: the sort key the page starts after
     bbox: list[float] | None = None
     intersects: BaseGeometry | None = None
     start: dt.datetime | None = None
@@ -263,7 +266,13 @@ class SearchRequest:
             match = TOKEN.match(str(token))
             if not match:
                 raise bad("token", "is not one this API gave")
-            request.after = int(match[1])
+            if match[1] is not None:
+                request.after = int(match[1])
+            else:
+                try:
+                    request.after_key = token_key(match[2])
+                except InvalidInput:
+                    raise bad("token", "is not one this API gave") from None
         request.bbox = _bbox(raw.get("bbox"), post)
         request.intersects = _geometry(_object(raw.get("intersects"), "intersects"))
         if request.bbox and request.intersects is not None:

@@ -236,6 +236,30 @@ def test_serve_proxies_the_store_and_answers_the_api_as_for_the_disk(both) -> No
         assert asset.status_code == 206 and asset.content[:2] in (b"II", b"MM")
 
 
+def test_serve_searches_a_catalog_rebuilt_in_the_store_while_it_runs(emulator, both) -> None:
+    """The API's copy of the store's items.parquet is brought up to date (every 30 s by default;
+    here at every request): a scene catalogued while serve runs is found without a restart, and
+    requests made during the refreshes are all answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    url, _ = both
+    with serving(url, refresh=0) as fresh:
+
+        def matched(server) -> int:
+            answer = requests.get(f"{server.base_url}/api/search?limit=1", timeout=30)
+            assert answer.status_code == 200, answer.text
+            return answer.json()["numberMatched"]
+
+        assert matched(fresh) == 3
+        summary, _ = run_harvest(emulator, url, mode="bands", bands=BANDS, max_scenes=4)
+        assert summary.files_failed == 0
+        assert stacmirror.build_catalog(url, workers=1).written == 1
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(lambda _: matched(fresh), range(16))) == {4}
+
+
 def test_the_serve_command_serves_a_store(both, tmp_path: Path) -> None:
     import requests
 

@@ -21,11 +21,15 @@ import json
 import logging
 import posixpath
 import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import NotACatalog
+from ..errors import NotACatalog, StacmirrorError
 from ..layout import Mirror
 from ..storage import StoreMirror, is_store_url
 from .api import StacApi
@@ -56,6 +60,7 @@ MEDIA_TYPES = {
     ".eot": "application/vnd.ms-fontobject",
 }
 CHUNK = 1 << 16
+REFRESH_SECONDS = 30.0  # how stale a store mirror's search copy may get while serve runs
 MAX_BODY = 1 << 20  # a search body is a few kB
 
 
@@ -175,7 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = urlsplit(self.path).query
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         try:
-            status, media_type, document = self.server.api.handle(method, path, params, body, query)
+            with self.server.searching():
+                status, media_type, document = self.server.api.handle(method, path, params, body, query)
         except Exception:  # a defect: logged with its traceback, answered without one
             log.exception("serve: %s %s failed", method, path)
             status, media_type = 500, "application/json"
@@ -336,6 +342,53 @@ NO_BROWSER = (
 )
 
 
+class _ReadCopy:
+    """A store mirror's local copy that the API searches, brought up to date (by e-tag: a few
+    listings) at most every ``every`` seconds, so that a catalog rebuilt while serve runs is
+    searched without a restart. Requests share the copy; a refresh waits for those running and
+    holds new ones back, since it may delete a partition a running search is about to open."""
+
+    def __init__(self, store: StoreMirror, every: float):
+        self.store, self.every = store, every
+        self.checked = time.monotonic()
+        self._changed = threading.Condition()
+        self._readers = 0
+        self._refreshing = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        self._refresh_if_due()
+        with self._changed:
+            while self._refreshing:
+                self._changed.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._readers -= 1
+                self._changed.notify_all()
+
+    def _refresh_if_due(self) -> None:
+        from ..catalog.published import read_copy
+
+        with self._changed:
+            if self._refreshing or time.monotonic() - self.checked < self.every:
+                return
+            self._refreshing = True
+            while self._readers:
+                self._changed.wait()
+        try:
+            read_copy(self.store)
+        except (StacmirrorError, OSError) as exc:  # the copy made before keeps being served
+            log.warning("serve: could not bring the search copy up to date: %s", exc)
+        finally:
+            with self._changed:
+                self.checked = time.monotonic()
+                self._refreshing = False
+                self._changed.notify_all()
+
+
 class ServeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -348,8 +401,10 @@ class ServeServer(ThreadingHTTPServer):
         port: int = 8000,
         *,
         offline: bool = False,
+        refresh: float = REFRESH_SECONDS,
     ):
         self.store = None
+        self.copy: _ReadCopy | None = None
         read = None
         if is_store_url(out):  # the API searches a copy of its items.parquet; the rest is proxied
             from ..catalog.published import read_copy
@@ -361,6 +416,7 @@ class ServeServer(ThreadingHTTPServer):
                     f"{self.store.url} has no catalog.json (run: stacmirror catalog {self.store.url})"
                 )
             read = self._read_object
+            self.copy = _ReadCopy(self.store, refresh)
         super().__init__((host, port), _Handler)
         self.offline = offline
         self.out = Path(out).resolve()
@@ -370,6 +426,15 @@ class ServeServer(ThreadingHTTPServer):
         self.base_url = f"http://{shown}:{bound_port}"
         self.api = StacApi(self.out, self.base_url, read=read)
         self.root_catalog = Mirror(self.out).catalog_path.resolve()
+
+    @contextmanager
+    def searching(self) -> Iterator[None]:
+        """Around an API request: a store mirror's search copy, brought up to date when due."""
+        if self.copy is None:
+            yield
+            return
+        with self.copy.reading():
+            yield
 
     def _read_object(self, path: Path) -> bytes:
         """An item of a store mirror, by its path in the local copy the API searches."""

@@ -86,17 +86,12 @@ def is_product_id(text: str) -> bool:
 def current_products(names: list[str]) -> list[str]:
     """``names`` without the products another name supersedes (one per acquisition, the newest),
     in their given order; names that are not product ids are kept."""
+    parsed = [(name, ProductId.maybe(name)) for name in names]
     newest: dict[tuple, ProductId] = {}
-    for name in names:
-        pid = ProductId.maybe(name)
+    for _, pid in parsed:
         if pid is not None and (pid.acquisition not in newest or pid.supersedes(newest[pid.acquisition])):
             newest[pid.acquisition] = pid
-    kept = []
-    for name in names:
-        pid = ProductId.maybe(name)
-        if pid is None or newest[pid.acquisition].text == name:
-            kept.append(name)
-    return kept
+    return [name for name, pid in parsed if pid is None or newest[pid.acquisition].text == name]
 
 
 # Common band names (STAC eo / stactools asset keys) -> file suffix stem, per level, for OLI/TIRS.

@@ -87,6 +87,10 @@ def test_state_lives_in_sqlite_and_is_updated_incrementally(tmp_path: Path) -> N
     assert (more.written, more.unchanged) == (1, 12)
     changed = [p for p in out.rglob("*.json") if stamps.get(p) != p.stat().st_mtime_ns]
     assert len(changed) <= 5  # the item, its row, its path, the collection (and perhaps the root)
+    lost = mirror.item_path(mirror.scene_dir("landsat_ot_c2_l2", records[3].display_id(2)))
+    lost.unlink()  # an item file gone while its scene's files are unchanged: written again
+    mended = stacmirror.build_catalog(out, workers=1)
+    assert (mended.written, mended.unchanged) == (1, 12) and lost.is_file()
 
 
 def _normalised(root: Path) -> dict[str, bytes]:

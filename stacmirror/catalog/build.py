@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .. import events as ev
 from ..executors import check_workers, executor_for
 from ..fileio import relative_href, sync_all, write_bytes_atomic, write_json_atomic
@@ -86,16 +88,24 @@ class _Task:
 
 def signature(folder: Path | str) -> list[list[Any]]:
     """What the item depends on: the product files' names, sizes and modification times."""
+    return _listing(str(folder))[0]
+
+
+def _listing(folder: str) -> tuple[list[list[Any]], bool]:
+    """The folder's signature, and whether its item file is there (one directory read for both)."""
     name = os.path.basename(folder)
     own = _own_files(name)
+    item = f"{name}.json"
+    has_item = False
     entries = []
     with os.scandir(folder) as found:
         for entry in found:
-            if entry.name.startswith(".") or entry.name in own or not entry.is_file():
+            if entry.name in own or entry.name.startswith(".") or not entry.is_file():
+                has_item = has_item or (entry.name == item and entry.is_file())
                 continue
             stat = entry.stat()
             entries.append([entry.name, stat.st_size, stat.st_mtime_ns])
-    return sorted(entries)
+    return sorted(entries), has_item
 
 
 def _own_files(name: str) -> set[str]:
@@ -122,13 +132,20 @@ def _scan(
 ) -> Iterator[_Task]:
     """Scene folders whose item must be (re)built; unchanged ones are counted and skipped."""
     root = str(mirror.root)
+    row, known_in_row = None, {}
     for dataset, folder, key in mirror.scene_folder_keys():
         seen.add(key)
-        sig = signature(folder)
-        known = None if force else state.signature(key)
-        if known is not None and known[0] == sig and os.path.exists(os.path.join(root, known[1])):
-            result.unchanged += 1
-            continue
+        sig, has_item = _listing(folder)
+        if not force and not key.startswith(row or "\0"):  # the next row folder's scenes, at once
+            row = key[: key.rindex("/") + 1]
+            known_in_row = state.signatures_under(row)
+        known = None if force else known_in_row.get(key)
+        if known is not None and orjson.loads(known[0]) == sig:
+            # the item the state names: normally the one in the folder, seen by the listing
+            named = known[1] == f"{key}/{os.path.basename(folder)}.json"
+            if has_item if named else os.path.exists(os.path.join(root, known[1])):
+                result.unchanged += 1
+                continue
         yield _Task(key, dataset, Path(folder), sig)
 
 

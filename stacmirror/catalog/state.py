@@ -94,6 +94,15 @@ class CatalogState:
         row = self._db.execute("SELECT signature, item FROM scenes WHERE key=?", (key,)).fetchone()
         return (orjson.loads(row[0]), row[1]) if row else None
 
+    def signatures_under(self, prefix: str) -> dict[str, tuple[str, str]]:
+        """key → (signature JSON, item path) of the catalogued scenes whose key starts with
+        ``prefix`` (a row folder and "/"): one indexed range read instead of a lookup per scene."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        rows = self._db.execute(
+            "SELECT key, signature, item FROM scenes WHERE key >= ? AND key < ?", (prefix, end)
+        )
+        return {key: (signature, item) for key, signature, item in rows}
+
     def node_of(self, key: str) -> tuple[str, int, int] | None:
         row = self._db.execute("SELECT dataset, wrs_path, wrs_row FROM scenes WHERE key=?", (key,)).fetchone()
         return (row[0], row[1], row[2]) if row else None

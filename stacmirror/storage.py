@@ -84,13 +84,18 @@ def _describe(exc: BaseException) -> str:
 def store_error(url: str, exc: BaseException, doing: str) -> InvalidInput:
     """The InvalidInput for a store that refused ``doing`` (list, write, read)."""
     code = _describe(exc)
-    if code == "NoSuchBucket":
-        return InvalidInput("out", f"{url}: the bucket does not exist")
+    if code in ("NoSuchBucket", "ContainerNotFound"):  # S3's and Azure's words for it
+        return InvalidInput("out", f"{url}: the {'container' if code[0] == 'C' else 'bucket'} does not exist")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
         return InvalidInput(
             "out", f"{url}: the store refused the credentials ({code}); check AWS_ACCESS_KEY_ID and friends"
         )
-    if code in ("AccessDenied", "HTTP 403", "AllAccessDisabled"):
+    if code == "AuthenticationFailed":  # Azure's
+        return InvalidInput(
+            "out",
+            f"{url}: the store refused the credentials ({code}); check AZURE_STORAGE_ACCESS_KEY and friends",
+        )
+    if code in ("AccessDenied", "HTTP 403", "AllAccessDisabled", "AuthorizationFailure"):
         return InvalidInput("out", f"{url}: no permission to {doing} ({code})")
     if code == "connection failed":
         return InvalidInput("out", f"{url}: cannot reach the store (check AWS_ENDPOINT_URL)")
@@ -113,6 +118,13 @@ def open_store(url: str) -> Any:
     if not match["bucket"]:
         raise InvalidInput("out", f"{url}: no bucket named")
     options: dict[str, Any] = {"retry_config": RETRY}
+    if scheme == "az" and (
+        os.environ.get("AZURE_STORAGE_USE_EMULATOR", "").lower() in ("1", "true")
+        or os.environ.get("AZURE_ENDPOINT", os.environ.get("AZURE_STORAGE_ENDPOINT", "")).startswith(
+            "http://"
+        )
+    ):  # Azurite, or another http:// endpoint
+        options["client_options"] = {"allow_http": True}
     if scheme == "s3":
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint and endpoint.startswith("http://"):
@@ -146,21 +158,41 @@ def gdal_name(path: Path, store_url: str | None, root: Path) -> str:
 
 
 def gdal_env() -> dict[str, str]:
-    """GDAL configuration for reading objects through ``/vsis3/`` (or ``s3://`` hrefs, which
-    rasterio turns into it) from the endpoint in ``AWS_ENDPOINT_URL``: a custom S3 server (MinIO,
-    Ceph, moto) needs its host, path-style addressing and, for ``http://``, no TLS. Use it as
-    ``rasterio.Env(**gdal_env())``, or ``odc.stac.configure_rio(**gdal_env())``. It holds no secret:
-    GDAL reads the keys (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_PROFILE``) and
-    ``AWS_REGION`` from the environment itself. Empty for AWS's own endpoint."""
+    """GDAL configuration for reading objects through ``/vsis3/`` or ``/vsiaz/`` (or ``s3://`` and
+    ``az://`` hrefs, which rasterio turns into them). Use it as ``rasterio.Env(**gdal_env())``, or
+    ``odc.stac.configure_rio(**gdal_env())``. It holds no secret: GDAL reads the keys from the
+    environment itself.
+
+    * S3: a custom server in ``AWS_ENDPOINT_URL`` (MinIO, Ceph, moto) needs its host, path-style
+      addressing and, for ``http://``, no TLS; nothing for AWS's own endpoint. GDAL reads
+      ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_PROFILE`` and ``AWS_REGION``.
+    * Azure: obstore reads the account from ``AZURE_STORAGE_ACCOUNT_NAME`` and GDAL from
+      ``AZURE_STORAGE_ACCOUNT``, so the name is handed on; both read ``AZURE_STORAGE_ACCESS_KEY``.
+      With ``AZURE_STORAGE_USE_EMULATOR=true`` (Azurite) GDAL is given the emulator's endpoint
+      and its account, whose key is the one Azurite publishes for everyone."""
+    found: dict[str, str] = {}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint:
-        return {}
-    parts = urlsplit(endpoint)
-    return {
-        "AWS_S3_ENDPOINT": parts.netloc + parts.path.rstrip("/"),
-        "AWS_HTTPS": "NO" if parts.scheme == "http" else "YES",
-        "AWS_VIRTUAL_HOSTING": "FALSE",
-    }
+    if endpoint:
+        parts = urlsplit(endpoint)
+        found.update(
+            AWS_S3_ENDPOINT=parts.netloc + parts.path.rstrip("/"),
+            AWS_HTTPS="NO" if parts.scheme == "http" else "YES",
+            AWS_VIRTUAL_HOSTING="FALSE",
+        )
+    if os.environ.get("AZURE_STORAGE_USE_EMULATOR", "").lower() in ("1", "true"):
+        blob = os.environ.get("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000").rstrip("/")
+        found["AZURE_STORAGE_CONNECTION_STRING"] = (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={blob}/{AZURITE_ACCOUNT};"
+        )
+    elif os.environ.get("AZURE_STORAGE_ACCOUNT_NAME") and not os.environ.get("AZURE_STORAGE_ACCOUNT"):
+        found["AZURE_STORAGE_ACCOUNT"] = os.environ["AZURE_STORAGE_ACCOUNT_NAME"]
+    return found
+
+
+# Azurite's one account and its key, the same in every installation (Microsoft publishes them)
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def delete_objects(store: Any, keys: list[str]) -> None:

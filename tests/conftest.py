@@ -143,3 +143,32 @@ def bucket(moto, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return name
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory):
+    """A real Azure Blob server on 127.0.0.1 (Azurite, from npm), for the whole session."""
+    pytest.importorskip("azure.storage.blob", reason="azure-storage-blob is a test extra")
+    from . import azure
+
+    try:
+        command = azure.install(Path.home() / ".cache" / "stacmirror" / f"azurite-{azure.VERSION}")
+        server = azure.AzuriteServer(command, tmp_path_factory.mktemp("azurite") / "azurite.log")
+    except azure.Unavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Azurite is needed for the Azure tests: {exc}")
+        pytest.skip(f"Azurite is not available here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def container(azurite, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh container, and the environment that points obstore and GDAL at the emulator."""
+    import uuid
+
+    name = f"mirror-{uuid.uuid4().hex[:12]}"
+    azurite.service().create_container(name)
+    monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+    monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", azurite.url)
+    return name

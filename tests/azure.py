@@ -4,14 +4,12 @@ per machine from npm into the user's cache (as STAC Browser is built), with its 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from stacmirror.storage import AZURITE_ACCOUNT, AZURITE_KEY
 
-from .s3 import free_port
+from .s3 import free_port, listening
 
 VERSION = "3.35.0"
 
@@ -61,15 +59,9 @@ class AzuriteServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise Unavailable("Azurite did not start")
+        if not listening(self.port):
+            self.stop()
+            raise Unavailable("Azurite did not start")
 
     def service(self):
         from azure.storage.blob import BlobServiceClient

@@ -22,6 +22,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def listening(port: int, seconds: float = 60) -> bool:
+    """Whether a server accepts connections on the loopback ``port`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
 class MotoServer:
     """``python -m moto.server`` on a free loopback port; ``env`` holds INITIAL_NO_AUTH_ACTION_COUNT
     and the like."""
@@ -36,14 +48,8 @@ class MotoServer:
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("moto server did not start")
+        if not listening(self.port):
+            raise RuntimeError("moto server did not start")
 
     def client(self, service: str = "s3", key: str = KEY, secret: str = SECRET):
         import boto3

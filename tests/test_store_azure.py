@@ -14,7 +14,7 @@ import stacmirror
 from stacmirror.storage import AZURITE_KEY, gdal_env
 
 from .helpers import STACMIRROR, cli_env, run_harvest, serving
-from .test_store_catalog import BANDS, _comparable, _disk
+from .test_store_catalog import BANDS, _comparable, _disk, _is_item
 
 
 @pytest.fixture
@@ -127,3 +127,25 @@ def test_wrong_azure_credentials_are_one_line_and_exit_2(azurite, container: str
     said = result.stderr
     assert "refused the credentials" in said or "no permission to list" in said, said
     assert f"az://{container}/m" in said and wrong not in said
+
+
+def test_dask_workers_rebuild_an_azure_catalog_with_no_local_path(azurite, container: str, on_azure) -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    url, _ = on_azure
+
+    def items() -> dict[str, dict]:
+        found = {}
+        for key, data in azurite.objects(container, "mirror/landsat_ot_c2_l2").items():
+            if _is_item(Path(key)):
+                found[key] = json.loads(data)
+                found[key]["properties"].pop("created")
+        return found
+
+    before = items()
+    assert len(before) == 3
+    with distributed.LocalCluster(  # the workers inherit the Azure environment, not a path
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        result = stacmirror.build_catalog(url, force=True, dask=cluster.scheduler_address)
+    assert result.ok and result.written == 3, result.errors
+    assert items() == before

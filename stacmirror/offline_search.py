@@ -68,7 +68,7 @@ def _columns(connection: Any, source: str, parameters: list[Any]) -> dict[str, s
 def queryables(out: str | Path, collection: str | None = None) -> dict[str, dict[str, Any]]:
     """The item properties one can filter on, as JSON Schema fragments, read from the parquet
     schema: every scalar column (lists and objects, such as ``proj:shape``, are left out)."""
-    mirror, _ = _open(out)
+    mirror, _ = searched_mirror(out)
     groups = [fs for name, fs in mirror.collection_parquet_files().items() if collection in (None, name)]
     if not groups:
         return {}
@@ -230,7 +230,7 @@ def connect() -> Any:
     return connection
 
 
-def _open(out: str | Path) -> tuple[Mirror, str | None]:
+def searched_mirror(out: str | Path) -> tuple[Mirror, str | None]:
     """The mirror to read, and for a store its URL: a store is searched through a local copy of its
     collections and items.parquet (refreshed by e-tag); result hrefs then point into the store."""
     from .storage import StoreMirror, is_store_url
@@ -294,7 +294,7 @@ def search(
     count them."""
     import duckdb
 
-    mirror, url = _open(out)
+    mirror, url = searched_mirror(out)
     wanted = [collection] if isinstance(collection, str) else collection
     if not mirror.catalog_path.exists():
         raise NotACatalog(f"{url or mirror.root} has no catalog yet (build it first: stacmirror catalog)")

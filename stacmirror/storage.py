@@ -34,7 +34,7 @@ from .layout import STATE_DIR, Mirror
 
 SCHEMES = ("s3", "gs", "az")
 # what works on a store so far
-STORE_COMMANDS = "harvest, sync, catalog, validate, query, stacks, crop, serve and items()"
+STORE_COMMANDS = "harvest, sync, catalog, validate, query, stacks, crop, serve, map and items()"
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<bucket>[^/]*)(?:/(?P<prefix>.*))?$")
 LOCK_KEY = f"{STATE_DIR}/lock"
 LEDGER_KEY = f"{STATE_DIR}/ledger.sqlite"

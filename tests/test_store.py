@@ -332,7 +332,7 @@ def test_the_credentials_never_reach_results_or_reprs(emulator, bucket: str) -> 
     assert s3h.SECRET not in text and s3h.KEY not in text
 
 
-@pytest.mark.parametrize("command", ["map", "subscriptions"])
+@pytest.mark.parametrize("command", ["subscriptions"])
 def test_commands_that_work_on_folders_refuse_a_store_url(command: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [*STACMIRROR, command, "s3://bucket/mirror"], cwd=tmp_path, capture_output=True, text=True, timeout=60

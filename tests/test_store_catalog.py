@@ -260,6 +260,45 @@ def test_serve_searches_a_catalog_rebuilt_in_the_store_while_it_runs(emulator, b
             assert set(pool.map(lambda _: matched(fresh), range(16))) == {4}
 
 
+def test_map_draws_a_store_mirror_as_the_disk_one(moto, bucket: str, both, tmp_path: Path) -> None:
+    """`map s3://...` draws the same footprints as for the disk (from items.parquet, not a GET per
+    item) and puts the page to OUT/map.html in the store, or writes it where --html says."""
+    import html
+    import re
+
+    url, disk = both
+    stacmirror.crop(url, stacmirror.find_stacks(url), workers=1)
+    stacmirror.crop(disk, stacmirror.find_stacks(disk), workers=1)
+
+    def drawn(page: str) -> list[dict]:
+        found = [json.loads(html.unescape(m)) for m in re.findall(r"data-info='([^']*)'", page)]
+        assert found
+        return sorted(found, key=lambda d: (d["kind"], d["id"]))
+
+    for out in (url, disk):
+        result = subprocess.run(
+            [*STACMIRROR, "map", str(out), "--offline"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=cli_env(),
+        )
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(disk / "map.html")
+    on_disk = drawn((disk / "map.html").read_text())
+    in_store = drawn(_published(moto, bucket)["map.html"].decode())
+    assert in_store == on_disk and {d["kind"] for d in on_disk} == {"scene", "crop"}
+    local = tmp_path / "page.html"
+    result = subprocess.run(
+        [*STACMIRROR, "map", url, "--html", str(local)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
+    assert result.returncode == 0 and drawn(local.read_text()) == on_disk, result.stderr
+
+
 def test_the_serve_command_serves_a_store(both, tmp_path: Path) -> None:
     import requests
 

@@ -10,7 +10,7 @@ import click
 from ..errors import InvalidInput, NotACatalog
 from ..layout import Mirror
 from ..storage import is_store_url
-from .options import AnyMirror, LocalMirror, serve_until_interrupted
+from .options import AnyMirror, serve_until_interrupted
 
 
 @click.command()
@@ -69,25 +69,39 @@ def serve(out: Path | str, port: int, host: str, open_page: bool, no_build: bool
 
 
 @click.command(name="map")
-@click.argument("out", type=LocalMirror(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=AnyMirror(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--html",
     "html_out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the page (default: OUT/map.html).",
+    help="Where to write the page (default: OUT/map.html, an object in a store).",
 )
 @click.option("--aoi", type=click.Path(path_type=Path), help="Also draw this area (GeoJSON).")
 @click.option("--offline", is_flag=True, help="No OpenStreetMap basemap: the page links nothing online.")
-def map_command(out: Path, html_out: Path | None, aoi: Path | None, offline: bool) -> None:
-    """Write a one-file HTML map of the mirror's items and crop rectangles on OpenStreetMap."""
+def map_command(out: Path | str, html_out: Path | None, aoi: Path | None, offline: bool) -> None:
+    """Write a one-file HTML map of the mirror's items and crop rectangles on OpenStreetMap.
+
+    OUT may be a mirror in an object store (s3://bucket/prefix): the map is drawn from its
+    items.parquet and put to OUT/map.html in the store, unless --html names a file."""
     from ..area import load_area
-    from ..serve.maps import feature, mirror_features, write_map
+    from ..serve.maps import feature, mirror_features, render, write_map
 
     features = mirror_features(out)
     if aoi:
         features.append(feature(load_area(aoi=aoi), "aoi", str(aoi)))
-    target = html_out or out / "map.html"
-    write_map(target, features, f"stacmirror: {out.resolve().name}", offline=offline)
+    if is_store_url(out):
+        title = f"stacmirror: {str(out).rstrip('/').rsplit('/', 1)[-1]}"
+        if html_out is None:
+            from ..storage import StoreMirror
+
+            page = render(features, title, offline=offline).encode()
+            StoreMirror.open(str(out)).put_bytes("map.html", page)
+            click.echo(f"{str(out).rstrip('/')}/map.html")
+            return
+    else:
+        title = f"stacmirror: {Path(out).resolve().name}"
+    target = html_out or Path(out) / "map.html"
+    write_map(target, features, title, offline=offline)
     click.echo(str(target))
 
 

@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..catalog.walk import item_files
 from ..fileio import write_bytes_atomic
-from ..layout import Mirror
+from ..layout import CROP_COLLECTION_PREFIX, Mirror
 
 STYLES = {
     "scene": ("#1f77b4", 0.12),
@@ -223,10 +223,14 @@ def write_map(path: Path, features: Iterable[dict[str, Any]], title: str, *, off
     write_bytes_atomic(Path(path), render(features, title, offline=offline).encode("utf-8"))
 
 
-def mirror_features(out: Path) -> list[dict[str, Any]]:
+def mirror_features(out: Path | str) -> list[dict[str, Any]]:
     """Items of the mirror's collections and the crop rectangles."""
+    from ..storage import is_store_url
+
+    if is_store_url(out):
+        return _store_features(str(out))
     found = []
-    mirror = Mirror(out)
+    mirror = Mirror(Path(out))
     for collection_file in [*mirror.scene_collections(), *mirror.crop_collections()]:
         collection = json.loads(collection_file.read_text())
         is_crop = mirror.is_crop_collection(collection_file)
@@ -247,6 +251,36 @@ def mirror_features(out: Path) -> list[dict[str, Any]]:
                     date=props.get("datetime", "")[:10],
                     cloud=props.get("eo:cloud_cover"),
                     collection=item.get("collection"),
+                )
+            )
+    return found
+
+
+def _store_features(url: str) -> list[dict[str, Any]]:
+    """The same for a mirror in an object store, from its collections' items.parquet (the search's
+    local copy) instead of an item file fetched per scene."""
+    from ..offline_search import search, searched_mirror
+
+    mirror, _ = searched_mirror(url)
+    found = []
+    for collection_id in mirror.collection_parquets():
+        if collection_id.startswith(CROP_COLLECTION_PREFIX):  # the rectangle: its first item's
+            first = search(url, collection=collection_id, limit=1, sortby=[("id", False)])
+            if first.items:
+                collection = json.loads(mirror.collection_file(collection_id).read_text())
+                geometry = first.items[0]["geometry"]
+                found.append(feature(geometry, "crop", collection_id, title=collection.get("title")))
+            continue
+        for entry in search(url, collection=collection_id).items:
+            props = entry["properties"]
+            found.append(
+                feature(
+                    entry["geometry"],
+                    "scene",
+                    entry["id"],
+                    date=props.get("datetime", "")[:10],
+                    cloud=props.get("eo:cloud_cover"),
+                    collection=entry["collection"],
                 )
             )
     return found

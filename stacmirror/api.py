@@ -20,7 +20,7 @@ from .harvester.options import HarvestResult
 from .harvester.selection import Selection
 from .layout import Mirror
 from .m2m import Credentials, M2MClient
-from .storage import is_store_url, local_folder
+from .storage import is_store_url
 
 __all__ = [
     "CropResult",
@@ -411,28 +411,51 @@ def sync(
 
 
 def subscriptions(out: str | Path) -> list[Any]:
-    """The subscriptions recorded in the mirror ``out`` (a list of ``Subscription``, by number)."""
+    """The subscriptions recorded in the mirror ``out`` (a list of ``Subscription``, by number);
+    for a store URL, from its ledger, pulled into the local cache first."""
     from .syncer import read_subscriptions
 
-    return read_subscriptions(Mirror(local_folder(out, "subscriptions()")))
+    return read_subscriptions(_subscribed_mirror(out)[0])
 
 
 def remove_subscription(out: str | Path, number: int) -> Any:
     """Drop subscription ``number`` (sync no longer runs it); no file is deleted. Returns the
-    removed ``Subscription``; an unknown number raises InvalidInput, a busy mirror MirrorBusy."""
+    removed ``Subscription``; an unknown number raises InvalidInput, a busy mirror MirrorBusy. In a
+    store the ledger is pulled again and pushed back under the store's lock."""
     from .harvester.subscription import check_number
     from .ledger import Ledger, MirrorLock
+    from .syncer import read_subscriptions
 
-    mirror = Mirror(local_folder(out, "remove_subscription()"))
-    found = check_number(subscriptions(mirror.root), number)
-    lock = MirrorLock(mirror)
+    mirror, store = _subscribed_mirror(out)
+    found = check_number(read_subscriptions(mirror), number)
+    lock = store if store is not None else MirrorLock(mirror)
     lock.acquire()
     try:
+        if store is not None:
+            store.pull_state()  # under the lock: another machine may have written it since
         ledger = Ledger(mirror)
         try:
             ledger.remove_subscription(found.id)
         finally:
             ledger.close()
+        if store is not None:
+            store.push_state()
     finally:
         lock.release()
     return found
+
+
+def _subscribed_mirror(out: str | Path) -> tuple[Mirror, Any]:
+    """The mirror whose ledger holds the subscriptions (a store's: its cache, the ledger pulled),
+    and the store or None."""
+    from .storage import StoreMirror, is_store_url
+
+    if not is_store_url(out):
+        return Mirror(Path(out)), None
+    store = StoreMirror.open(str(out))
+    store.pull_state()
+    if not store.local.ledger_path.exists():
+        raise InvalidInput(
+            "out", f"{store.url} is not a stacmirror mirror (no ledger); harvest into it first"
+        )
+    return store.local, store

@@ -33,8 +33,6 @@ from .fileio import write_bytes_atomic, write_json_atomic
 from .layout import STATE_DIR, Mirror
 
 SCHEMES = ("s3", "gs", "az")
-# what works on a store so far
-STORE_COMMANDS = "harvest, sync, catalog, validate, query, stacks, crop, serve, map and items()"
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<bucket>[^/]*)(?:/(?P<prefix>.*))?$")
 LOCK_KEY = f"{STATE_DIR}/lock"
 LEDGER_KEY = f"{STATE_DIR}/ledger.sqlite"
@@ -50,14 +48,6 @@ RETRY = {
 def is_store_url(out: Any) -> bool:
     """Whether ``out`` names an object store (any ``scheme://``) rather than a folder."""
     return isinstance(out, str) and URL.match(out) is not None
-
-
-def local_folder(out: Any, what: str) -> Path:
-    """``out`` as a folder; a store URL is refused in one line (see ``STORE_COMMANDS`` for what
-    works on a store so far), instead of becoming a folder named ``s3:``."""
-    if is_store_url(out):
-        raise InvalidInput("out", f"{out}: {what} does not work on object storage yet; {STORE_COMMANDS} do")
-    return Path(out)
 
 
 def _cache_root() -> Path:

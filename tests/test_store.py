@@ -332,25 +332,38 @@ def test_the_credentials_never_reach_results_or_reprs(emulator, bucket: str) -> 
     assert s3h.SECRET not in text and s3h.KEY not in text
 
 
-@pytest.mark.parametrize("command", ["subscriptions"])
-def test_commands_that_work_on_folders_refuse_a_store_url(command: str, tmp_path: Path) -> None:
+def test_doctor_refuses_a_store_url_for_free_space(tmp_path: Path) -> None:
     result = subprocess.run(
-        [*STACMIRROR, command, "s3://bucket/mirror"], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 2 and "does not work on object storage yet" in result.stderr, result.stderr
+        [*STACMIRROR, "doctor", "--out", "s3://bucket/mirror"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "takes a folder here, not an object store" in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []  # no folder named s3: made by mistake
 
 
-def test_the_library_refuses_a_store_url_where_it_needs_a_folder(tmp_path: Path, monkeypatch) -> None:
+def test_subscriptions_of_a_store_mirror_are_listed_and_removed(
+    emulator, bucket: str, tmp_path: Path, monkeypatch
+) -> None:
     import stacmirror
 
-    monkeypatch.chdir(tmp_path)
-    for call in (stacmirror.subscriptions,):
-        with pytest.raises(InvalidInput, match="object storage"):
-            call("s3://bucket/mirror")
-    with pytest.raises(InvalidInput, match="object storage"):
-        stacmirror.remove_subscription("s3://bucket/mirror", 1)
-    assert list(tmp_path.iterdir()) == []
+    url = f"s3://{bucket}/subs"
+    run_harvest(emulator, url, mode="bands", bands=["MTL"], max_scenes=1)
+    found = stacmirror.subscriptions(url)
+    assert [s.id for s in found] == [1] and found[0].scenes == 1
+    listed = subprocess.run(
+        [*STACMIRROR, "subscriptions", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(),
+    )
+    assert listed.returncode == 0 and [s["id"] for s in json.loads(listed.stdout)] == [1], listed.stderr
+    assert stacmirror.remove_subscription(url, 1).id == 1
+    monkeypatch.setenv("STACMIRROR_CACHE", str(tmp_path / "another-machine"))  # the removal was pushed
+    assert stacmirror.subscriptions(url) == []
+    with pytest.raises(InvalidInput, match="no ledger"):
+        stacmirror.subscriptions(f"s3://{bucket}/empty")
 
 
 def test_a_cut_download_resumes_into_the_open_upload(make_emulator, moto, bucket: str) -> None:

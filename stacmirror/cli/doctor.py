@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from .options import json_option, record_option, service_option
+from .options import LocalMirror, json_option, record_option, service_option
 
 
 @click.command()
 @service_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Also check free space here.")
+@click.option("--out", type=LocalMirror(file_okay=False, path_type=Path), help="Also check free space here.")
 @record_option
 @json_option
 def doctor(service_url: str | None, out: Path | None, record: Path | None, as_json: bool) -> None:

@@ -11,21 +11,17 @@ from typing import Any
 
 import click
 
-from ..storage import STORE_COMMANDS, is_store_url
+from ..storage import is_store_url
 
 
 class LocalMirror(click.Path):
-    """A mirror folder: a store URL gets a clear refusal (the commands in ``STORE_COMMANDS`` are the
-    ones that work on a store so far), not a folder named ``s3:`` created by mistake."""
+    """A folder where only a folder makes sense (``doctor --out`` checks a disk's free space): a
+    store URL gets a clear refusal, not a folder named ``s3:`` created by mistake."""
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if is_store_url(value):
             command = ctx.info_name if ctx is not None else "this command"
-            self.fail(
-                f"{value}: `{command}` does not work on object storage yet; {STORE_COMMANDS} do",
-                param,
-                ctx,
-            )
+            self.fail(f"{value}: `{command}` takes a folder here, not an object store", param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import AnyMirror, LocalMirror, json_option, quiet_option, record_option, service_option
+from .options import AnyMirror, json_option, quiet_option, record_option, service_option
 from .render import human, make_renderer
 
 
@@ -142,11 +142,14 @@ def report_lines(result) -> list[str]:
 
 
 @click.command()
-@click.argument("out", type=LocalMirror(file_okay=False, path_type=Path))
+@click.argument("out", type=AnyMirror(file_okay=False, path_type=Path))
 @click.option("--remove", "remove", type=int, metavar="N", help="Drop subscription N (no file is deleted).")
 @json_option
 def subscriptions(out: Path, remove: int | None, as_json: bool) -> None:
-    """List the subscriptions recorded in OUT (each harvest records one), or --remove N."""
+    """List the subscriptions recorded in OUT (each harvest records one), or --remove N.
+
+    OUT may be a mirror in an object store (s3://bucket/prefix): its ledger is pulled first, and
+    a removal is pushed back under the store's lock."""
     from ..api import remove_subscription
     from ..api import subscriptions as list_subscriptions
 

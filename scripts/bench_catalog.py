@@ -8,12 +8,15 @@ Builds a mirror of N emulator scenes (all Level-2 files, via a real harvest of b
    with 1 worker and with a warmed pool of 2 worker processes, next
    to items/s of stactools-landsat's ``create_item`` on the same MTL.xml files (it reads only the
    MTL and writes nothing; installed into its own virtual environment by this script);
-2. the cost of a no-op rebuild against the full build (goal: at most 5 %).
+2. the cost of a no-op rebuild against the full build (goal: at most 5 %);
+3. with ``--store``: the same mirror harvested into an S3 store (moto's server on 127.0.0.1, a test
+   extra), its full build, no-op rebuild and first query timed against the same on the local
+   disk (the median of 3 alternating rounds each; no goal is set).
 
 ``--full-size`` uses full-size scenes (about 7 000 x 7 000 px, 275 MB a bundle; generated once
 and cached under --data, minutes); the default uses the emulator's small scenes.
 
-Usage: .venv/bin/python scripts/bench_catalog.py [--scenes 30] [--full-size] [--data DIR]
+Usage: .venv/bin/python scripts/bench_catalog.py [--scenes 30] [--full-size] [--data DIR] [--store]
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=30)
     parser.add_argument("--full-size", action="store_true", help="full-size scenes (slow the first time)")
     parser.add_argument("--data", type=Path, default=Path.home() / ".cache" / "stacmirror" / "bench-emulator")
+    parser.add_argument("--store", action="store_true", help="also time the catalog in an S3 store (moto)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "mirror"
@@ -86,6 +90,8 @@ def main() -> None:
             )
             options = HarvestOptions(out=out, selection=selection, max_scenes=args.scenes, poll_interval=0.2)
             summary = Harvest(api, options).run()
+            if args.store:
+                bench_store(api, selection, args.scenes, out, Path(tmp))
         print(f"mirror: {summary.scenes_found} scenes, {summary.files_downloaded} bundles unpacked")
 
         # a first build pays for imports and reads the files into the page cache: not counted
@@ -145,6 +151,55 @@ def main() -> None:
             print(f"ratio of the worker task alone / stactools items/s: {worker_rate / theirs:.2f}")
         except subprocess.CalledProcessError as exc:
             print(f"stactools-landsat could not be run: {(exc.stderr or exc.stdout or '').strip()[-400:]}")
+
+
+def bench_store(api: M2MClient, selection: Selection, scenes: int, disk: Path, tmp: Path) -> None:
+    """The catalog of the same mirror in an S3 store (moto on loopback) against the disk's: full
+    build, no-op rebuild and a first query, the median of 3 alternating rounds each."""
+    import os
+    import statistics
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from stacmirror.offline_search import search
+    from tests.s3 import KEY, REGION, SECRET, MotoServer
+
+    server = MotoServer(tmp / "moto.log")
+    try:
+        server.client().create_bucket(Bucket="bench")
+        os.environ.update(
+            AWS_ACCESS_KEY_ID=KEY,
+            AWS_SECRET_ACCESS_KEY=SECRET,
+            AWS_REGION=REGION,
+            AWS_ENDPOINT_URL=server.url,
+        )
+        url = "s3://bench/mirror"
+        options = HarvestOptions(out=url, selection=selection, max_scenes=scenes, poll_interval=0.2)
+        Harvest(api, options).run()  # builds the store's catalog once: the warm-up
+        build_catalog(disk, force=True, workers=1)
+        times: dict[str, dict[str, list[float]]] = {"disk": {}, "store": {}}
+        for round_ in range(3):
+            for where in ("disk", "store") if round_ % 2 == 0 else ("store", "disk"):
+                out = str(disk) if where == "disk" else url
+                steps = times[where]
+                full = build_catalog(out, force=True, workers=1)
+                steps.setdefault("full build", []).append(full.elapsed)
+                noop = build_catalog(out, workers=1)
+                assert noop.written == 0
+                steps.setdefault("no-op rebuild", []).append(noop.elapsed)
+                started = time.perf_counter()
+                found = search(out, bbox="-180,-85,180,85")
+                steps.setdefault("query", []).append(time.perf_counter() - started)
+                assert len(found.items) == scenes
+        print(f"object store (moto on 127.0.0.1), {scenes} scenes, 1 worker, medians of 3 rounds:")
+        for step in ("full build", "no-op rebuild", "query"):
+            on_disk, in_store = (statistics.median(times[w][step]) for w in ("disk", "store"))
+            print(
+                f"  {step}: store {in_store * 1000:.0f} ms, disk {on_disk * 1000:.0f} ms, "
+                f"ratio store/disk {in_store / on_disk:.2f}"
+            )
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -44,7 +44,10 @@ def _source(groups: list[list[Path]], unify: bool = False) -> tuple[str, list[An
     ``union_by_name``, which would open every file's footer first: at a million items (233
     partitions) that doubled a first page. Single files (a crop stack's, or a dataset of one WRS
     path) may differ from each other and are unified by name; the parts are joined by name.
-    ``unify`` unifies everything, for a folder caught between two schemas by a killed write."""
+    ``unify`` unifies everything, for a folder caught between two schemas by a killed write: DuckDB
+    refuses a partition that lacks a column of the first one, and the search then unifies; a
+    column only later partitions have is left out until the next catalog run writes them all in
+    one schema again."""
     parts, parameters = [], []
     singles = [str(f) for files in groups if len(files) == 1 or unify for f in files]
     for files in groups:

@@ -13,6 +13,7 @@ not needed.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -371,24 +372,39 @@ def search(
         condition = " WHERE " + " AND ".join(where) if where else ""
         shown = ", ".join(quoted(c) if c in columns else "NULL" for c in RESULT_PROPERTIES)
         keys = ", ".join(quoted(c) for c, _ in terms)
-        page = f" OFFSET {int(after)}"
-        if area is None and limit is not None:  # every candidate is a match: DuckDB pages alone
-            page = f" LIMIT {int(offset) + int(limit) + 1}" + page
         beyond, beyond_args = "", []
         if after_key is not None:
             beyond, beyond_args = _beyond(terms, after_key)
             beyond = (" AND " if condition else " WHERE ") + beyond
         selected = f"SELECT id, collection, geometry::BLOB, bbox, {sure}, {shown}, {keys}"
-        sql = f"{selected}{source}{condition}{beyond} ORDER BY {order}{page}"
         parameters = [*sources, *args]
+        # with a limit DuckDB keeps the top rows instead of sorting every candidate: all of a page
+        # when every candidate is a match, else chunks (4x the page, growing 4x) until it is full
+        chunk = None if limit is None else (4 if area is not None else 1) * (int(offset) + int(limit) + 1)
+
+        def batches() -> Iterator[list[tuple[Any, ...]]]:
+            extra, extra_args, skip, size = beyond, beyond_args, int(after), chunk
+            while True:
+                page = f" OFFSET {skip}" if size is None else f" LIMIT {size} OFFSET {skip}"
+                sql = f"{selected}{source}{condition}{extra} ORDER BY {order}{page}"
+                cursor = connection.execute(sql, [*parameters, *extra_args])
+                got, last = 0, None
+                while batch := cursor.fetchmany(BATCH):
+                    got, last = got + len(batch), batch[-1]
+                    yield batch
+                if size is None or got < size or last is None:
+                    return
+                extra, extra_args = _beyond(terms, list(last[ENTRY_COLUMNS:]))  # the next chunk
+                extra = (" AND " if condition else " WHERE ") + extra
+                skip, size = 0, size * 4
+
         result = QueryResult()
         try:
-            cursor = connection.execute(sql, [*parameters, *beyond_args])
+            _page(batches(), mirror, area, after, offset, limit, result)
         except duckdb.Error as exc:  # a key of the wrong type for its column
-            if after_key is None:
+            if after_key is None or filter:
                 raise
             raise InvalidInput("after_key", str(exc).splitlines()[0]) from None
-        _page(cursor, mirror, area, after, offset, limit, result)
         if area is None:
             result.matched = connection.execute(
                 "SELECT count(*)" + source + condition, parameters
@@ -408,7 +424,7 @@ def search(
 
 
 def _page(
-    cursor: Any,
+    batches: Iterable[list[tuple[Any, ...]]],
     mirror: Mirror,
     area: BaseGeometry | None,
     after: int,
@@ -421,7 +437,7 @@ def _page(
     if area is not None:
         shapely.prepare(area)
     position, skip = after, offset
-    while batch := cursor.fetchmany(BATCH):
+    for batch in batches:
         unsure = [i for i, row in enumerate(batch) if not row[4]]
         passed = [True] * len(batch)
         if unsure and area is not None:

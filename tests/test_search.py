@@ -530,3 +530,44 @@ def test_partitions_caught_between_two_schemas_are_still_searched(tmp_path: Path
     again = search(out)
     assert again.ids == whole.ids and again.matched == whole.matched
     assert "view:sun_azimuth" in stacmirror.offline_search.queryables(out)
+
+
+def test_an_area_page_reads_candidates_in_chunks_and_misses_none(mirror: Path, monkeypatch) -> None:
+    """A thin diagonal strip: its box holds many candidates, few of them meet the strip. A page asks
+    DuckDB for a chunk of candidates at a time (top rows, not a sort of all), the next chunk after
+    the last one's sort key; the pages still cover the whole result once, in order."""
+    from shapely.geometry import Polygon
+
+    from stacmirror import offline_search
+
+    strip = Polygon([(-120, -50), (-110, -50), (130, 60), (120, 60)])
+    whole = search(mirror, intersects=strip)
+    candidates = search(mirror, bbox=",".join(map(str, strip.bounds)))
+    assert 3 < len(whole.items) < len(candidates.items) / 3
+    queries: list[str] = []
+    real_connect = offline_search.connect
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner = real_connect()
+
+        def execute(self, sql: str, *args):
+            if "ORDER BY" in sql:
+                queries.append(sql)
+            return self.inner.execute(sql, *args)
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(offline_search, "connect", Counting)
+    pages, key = [], None
+    while True:
+        page = search(mirror, intersects=strip, limit=1, after_key=key)
+        pages += page.ids
+        if page.next_key is None:
+            break
+        key = page.next_key
+    assert pages == whole.ids
+    assert len(queries) > len(pages), "some page needed more than one chunk of candidates"
+    by_offset = [search(mirror, intersects=strip, limit=2, offset=n).ids for n in range(0, len(whole.ids), 2)]
+    assert [i for p in by_offset for i in p] == whole.ids

@@ -114,6 +114,15 @@ class Mirror:
             return self.crop_dir(stack) / item_id / f"{item_id}.json"
         return self.item_path(self.scene_dir(collection_id, item_id))
 
+    def item_file_text(self, collection_id: str, item_id: str) -> str:
+        """:meth:`item_file` as a string, made without Path objects (a search result holds
+        thousands of them)."""
+        if collection_id.startswith(CROP_COLLECTION_PREFIX):
+            return str(self.item_file(collection_id, item_id))
+        pid = ProductId.parse(item_id)
+        folder = os.path.join(str(self.root), collection_id, f"{pid.path:03d}", f"{pid.row:03d}", item_id)
+        return os.path.join(folder, f"{item_id}.json")
+
     def path_catalog(self, dataset: str, wrs_path: int) -> Path:
         return self.root / dataset / f"{wrs_path:03d}" / "catalog.json"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from shapely.geometry import box, mapping
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from .area import load_area
@@ -437,6 +437,7 @@ def _page(
     if area is not None:
         shapely.prepare(area)
     position, skip = after, offset
+    kept: list[tuple[Any, ...]] = []
     for batch in batches:
         unsure = [i for i, row in enumerate(batch) if not row[4]]
         passed = [True] * len(batch)
@@ -450,31 +451,42 @@ def _page(
                 continue
             if skip:
                 skip -= 1
-            elif limit is None or len(result.items) < limit:
-                result.items.append(_entry(mirror, row[:ENTRY_COLUMNS]))
-                last = row
+            elif limit is None or len(kept) < limit:
+                kept.append(row)
             else:
                 result.next_after = position - 1
-                result.next_key = list(last[ENTRY_COLUMNS:]) if result.items else None
+                result.next_key = list(kept[-1][ENTRY_COLUMNS:]) if kept else None
+                result.items = _entries(mirror, kept)
                 return
+    result.items = _entries(mirror, kept)
 
 
-def _entry(mirror: Mirror, row: tuple[Any, ...]) -> dict[str, Any]:
-    item_id, coll, wkb, box_, _, when, *rest = row
-    properties = dict(zip(RESULT_PROPERTIES[1:], rest, strict=True))
-    if when is not None:
-        properties = {
-            "datetime": when.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
-            **properties,
-        }
-    return {
-        "id": item_id,
-        "collection": coll,
-        "bbox": [box_["xmin"], box_["ymin"], box_["xmax"], box_["ymax"]],
-        "geometry": mapping(shapely.from_wkb(wkb)),
-        "properties": properties,
-        "item": str(mirror.item_file(coll, item_id)),
-    }
+def _entries(mirror: Mirror, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """The result entries of these rows. Geometries go from WKB to GeoJSON through GEOS, all at
+    once (shapely's ``mapping`` walked every coordinate in Python: most of a 10 000-item query)."""
+    import orjson
+
+    geometries = shapely.to_geojson(shapely.from_wkb([row[2] for row in rows])) if rows else []
+    found = []
+    for row, geometry in zip(rows, geometries, strict=True):
+        item_id, coll, _, box_, _, when, *rest = row[:ENTRY_COLUMNS]
+        properties = dict(zip(RESULT_PROPERTIES[1:], rest, strict=True))
+        if when is not None:
+            properties = {
+                "datetime": when.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+                **properties,
+            }
+        found.append(
+            {
+                "id": item_id,
+                "collection": coll,
+                "bbox": [box_["xmin"], box_["ymin"], box_["xmax"], box_["ymax"]],
+                "geometry": orjson.loads(geometry),
+                "properties": properties,
+                "item": mirror.item_file_text(coll, item_id),
+            }
+        )
+    return found
 
 
 def _count(

@@ -571,3 +571,14 @@ def test_an_area_page_reads_candidates_in_chunks_and_misses_none(mirror: Path, m
     assert len(queries) > len(pages), "some page needed more than one chunk of candidates"
     by_offset = [search(mirror, intersects=strip, limit=2, offset=n).ids for n in range(0, len(whole.ids), 2)]
     assert [i for p in by_offset for i in p] == whole.ids
+
+
+def test_result_entries_carry_the_item_files_geometry_and_path(mirror: Path) -> None:
+    found = search(mirror, bbox="-100,20,-60,50", limit=10)
+    assert len(found.items) == 10
+    for entry in found.items:
+        path = Mirror(mirror).item_file(entry["collection"], entry["id"])
+        assert entry["item"] == str(path)
+        item = json.loads(path.read_text())
+        assert entry["geometry"] == json.loads(json.dumps(item["geometry"]))  # every coordinate, exact
+        assert entry["bbox"] == item["bbox"]

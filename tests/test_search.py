@@ -21,8 +21,9 @@ from stacmirror.catalog.parquet import _centre, z_order
 from stacmirror.catalog.walk import item_files
 from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
 from stacmirror.layout import Mirror
-from stacmirror.offline_search import key_token, search, token_key
+from stacmirror.offline_search import search
 from stacmirror.property_filter import from_query, matches
+from stacmirror.sort_keys import key_token, token_key
 
 from .helpers import STACMIRROR, run_harvest
 

@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 
 from ..errors import InvalidInput, StacmirrorError
 from ..layout import Mirror
-from ..offline_search import key_token, queryables, search
+from ..offline_search import queryables, search
+from ..sort_keys import key_token
 from .openapi import OPENAPI, openapi_document, service_doc
 from .request import ApiError, SearchRequest, bad
 

@@ -19,8 +19,8 @@ from shapely.geometry.base import BaseGeometry
 
 from ..area import bbox_numbers
 from ..errors import InvalidInput
-from ..offline_search import token_key
 from ..property_filter import FILTER_LANGS, combine, from_query, parse_filter
+from ..sort_keys import token_key
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1_000

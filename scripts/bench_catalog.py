@@ -165,6 +165,7 @@ def bench_store(api: M2MClient, selection: Selection, scenes: int, disk: Path, t
     from tests.s3 import KEY, REGION, SECRET, MotoServer
 
     server = MotoServer(tmp / "moto.log")
+    saved = dict(os.environ)  # put back after: the disk figures that follow must not see a store
     try:
         server.client().create_bucket(Bucket="bench")
         os.environ.update(
@@ -202,6 +203,8 @@ def bench_store(api: M2MClient, selection: Selection, scenes: int, disk: Path, t
             )
     finally:
         server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 if __name__ == "__main__":

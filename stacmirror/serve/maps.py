@@ -240,47 +240,38 @@ def mirror_features(out: Path | str) -> list[dict[str, Any]]:
                 geometry = json.loads(first.read_text())["geometry"]
                 found.append(feature(geometry, "crop", collection["id"], title=collection.get("title")))
             continue
-        for item_file in item_files(collection_file):
-            item = json.loads(item_file.read_text())
-            props = item["properties"]
-            found.append(
-                feature(
-                    item["geometry"],
-                    "scene",
-                    item["id"],
-                    date=props.get("datetime", "")[:10],
-                    cloud=props.get("eo:cloud_cover"),
-                    collection=item.get("collection"),
-                )
-            )
+        found += [_scene(json.loads(item_file.read_text())) for item_file in item_files(collection_file)]
     return found
+
+
+def _scene(item: dict[str, Any]) -> dict[str, Any]:
+    """A scene's feature, from its item or a search entry (both have id, geometry, properties)."""
+    props = item["properties"]
+    return feature(
+        item["geometry"],
+        "scene",
+        item["id"],
+        date=props.get("datetime", "")[:10],
+        cloud=props.get("eo:cloud_cover"),
+        collection=item.get("collection"),
+    )
 
 
 def _store_features(url: str) -> list[dict[str, Any]]:
     """The same for a mirror in an object store, from its collections' items.parquet (the search's
-    local copy) instead of an item file fetched per scene."""
+    local copy, brought up to date once and then searched as a folder) instead of an item file
+    fetched per scene."""
     from ..offline_search import search, searched_mirror
 
     mirror, _ = searched_mirror(url)
     found = []
     for collection_id in mirror.collection_parquets():
         if collection_id.startswith(CROP_COLLECTION_PREFIX):  # the rectangle: its first item's
-            first = search(url, collection=collection_id, limit=1, sortby=[("id", False)])
+            first = search(mirror.root, collection=collection_id, limit=1, sortby=[("id", False)])
             if first.items:
                 collection = json.loads(mirror.collection_file(collection_id).read_text())
                 geometry = first.items[0]["geometry"]
                 found.append(feature(geometry, "crop", collection_id, title=collection.get("title")))
             continue
-        for entry in search(url, collection=collection_id).items:
-            props = entry["properties"]
-            found.append(
-                feature(
-                    entry["geometry"],
-                    "scene",
-                    entry["id"],
-                    date=props.get("datetime", "")[:10],
-                    cloud=props.get("eo:cloud_cover"),
-                    collection=entry["collection"],
-                )
-            )
+        found += [_scene(entry) for entry in search(mirror.root, collection=collection_id).items]
     return found

@@ -132,11 +132,12 @@ def _scan(
 ) -> Iterator[_Task]:
     """Scene folders whose item must be (re)built; unchanged ones are counted and skipped."""
     root = str(mirror.root)
-    row, known_in_row = None, {}
+    row: str | None = None
+    known_in_row: dict[str, tuple[str, str]] = {}
     for dataset, folder, key in mirror.scene_folder_keys():
         seen.add(key)
         sig, has_item = _listing(folder)
-        if not force and not key.startswith(row or "\0"):  # the next row folder's scenes, at once
+        if not force and (row is None or not key.startswith(row)):  # a new row folder: its state at once
             row = key[: key.rindex("/") + 1]
             known_in_row = state.signatures_under(row)
         known = None if force else known_in_row.get(key)

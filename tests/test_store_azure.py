@@ -13,8 +13,8 @@ import pytest
 import stacmirror
 from stacmirror.storage import AZURITE_KEY, gdal_env
 
-from .helpers import STACMIRROR, cli_env, run_harvest, serving
-from .test_store_catalog import BANDS, _comparable, _disk, _is_item
+from .helpers import STACMIRROR, cli_env, serving
+from .test_store_catalog import _comparable, _disk, _is_item, harvest_and_catalog
 
 
 @pytest.fixture
@@ -23,10 +23,7 @@ def on_azure(emulator, azurite, container: str, tmp_path: Path):
     url = f"az://{container}/mirror"
     disk = tmp_path / "disk"
     for out in (url, disk):
-        summary, _ = run_harvest(emulator, out, mode="bands", bands=BANDS, max_scenes=3)
-        assert summary.files_failed == 0
-        result = stacmirror.build_catalog(out, workers=1)
-        assert result.ok and result.written == 3, result.errors
+        harvest_and_catalog(emulator, out)
         cropped = stacmirror.crop(out, stacmirror.find_stacks(out), workers=1)
         assert cropped.ok and cropped.stacks and cropped.stacks[0].cropped > 1, cropped.errors
     return url, disk

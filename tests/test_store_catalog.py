@@ -52,17 +52,21 @@ def pa_buffer(data: bytes):
     return pa.BufferReader(data)
 
 
+def harvest_and_catalog(emulator, out: Path | str) -> None:
+    """Three scenes' BANDS harvested into ``out``, a store or a folder, and catalogued."""
+    summary, _ = run_harvest(emulator, out, mode="bands", bands=BANDS, max_scenes=3)
+    assert summary.files_failed == 0
+    result = stacmirror.build_catalog(out, workers=1)
+    assert result.ok and result.written == 3, result.errors
+
+
 @pytest.fixture
 def both(emulator, moto, bucket: str, tmp_path: Path):
     """The same harvest and catalog into the store and onto a disk: (store URL, disk folder)."""
     url = f"s3://{bucket}/mirror"
     disk = tmp_path / "disk"
     for out in (url, disk):
-        summary, _ = run_harvest(emulator, out, mode="bands", bands=BANDS, max_scenes=3)
-        assert summary.files_failed == 0
-    for out in (url, disk):
-        result = stacmirror.build_catalog(out, workers=1)
-        assert result.ok and result.written == 3, result.errors
+        harvest_and_catalog(emulator, out)
     return url, disk
 
 

@@ -111,6 +111,15 @@ def test_missing_credentials_with_a_service_url(emulator) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_refused_token_is_one_line_and_exit_2(emulator) -> None:
+    # the CLI starts without the M2M client loaded; its login error must still map to bad input
+    result = run(["datasets"], cli_env(emulator, M2M_TOKEN="not-the-token"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "AUTH_INVALID" in lines[0], lines
+    assert "not-the-token" not in result.stderr
+
+
 def test_no_credentials_uses_the_built_in_emulator(tmp_path: Path) -> None:
     result = run(["datasets", "--json"], cli_env())
     assert result.returncode == 0, result.stderr

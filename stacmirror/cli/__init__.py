@@ -24,7 +24,6 @@ from ..errors import (
     SchemaUnavailable,
     ServiceError,
 )
-from ..m2m import AuthError, InputError
 from .options import flag_for
 
 
@@ -43,11 +42,17 @@ class _Group(click.Group):
             fail(f"{flag_for(exc.field)}: {exc.message}" if exc.field else exc.message, 2)
         except AccessDenied as exc:
             fail(f"{getattr(exc, 'code', 'ACCESS_DENIED')}: {AccessDenied.HINT}", 2)
-        except (CredentialsMissing, MirrorBusy, NotACatalog, InputError, AuthError) as exc:
+        except (CredentialsMissing, MirrorBusy, NotACatalog) as exc:
             fail(str(exc), 2)
         except SchemaUnavailable as exc:
             fail(str(exc), 1)
         except ServiceError as exc:
+            # M2M's input and login errors are looked up only here: the client brings requests and
+            # tenacity, which the local commands and --help start without
+            from ..m2m.errors import AuthError, InputError
+
+            if isinstance(exc, (InputError, AuthError)):
+                fail(str(exc), 2)
             fail(f"the M2M service failed and retries did not help: {exc}", 1)
 
 

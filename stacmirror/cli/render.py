@@ -7,19 +7,12 @@ import json
 import sys
 import threading
 import time
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING
 
 from .. import events as ev
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def human(size: float) -> str:
@@ -91,6 +84,17 @@ class RichRenderer(Renderer):
     """An overall bar (files, bytes, rate, ETA) and one bar per file in flight; notes above them."""
 
     def __init__(self) -> None:
+        # rich loads only for a terminal: --quiet, --json and piped runs start without it
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         super().__init__()
         self.console = Console(stderr=True)
         self.progress = Progress(

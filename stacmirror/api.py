@@ -283,16 +283,19 @@ def crop(
     executor: Executor | None = None,
     on_event: ev.EventHandler | None = None,
     virtual: bool = False,
+    level: int | None = None,
 ) -> CropResult:
     """Crop every scene of each stack to its rectangle, pixel-exactly, then bring the catalog up to
     date so the crop collections are linked from the root. ``assets`` limits the raster assets
     cropped; an unknown name raises InvalidInput before anything is written. With ``virtual``, each
     cropped asset is a small VRT over its source file's window, and no pixel is copied: the same
-    items, ``proj:*`` and pixels, for a few kB per asset (the sources must stay). Scenes are cropped in
+    items, ``proj:*`` and pixels, for a few kB per asset (the sources must stay). ``level`` (1 to 9)
+    is the copies' compression effort, as the sources are compressed (DEFLATE for Landsat): lower
+    is faster and larger; None keeps GDAL's default (6). Scenes are cropped in
     ``executor``, on the Dask cluster at ``dask``, or in a pool of ``workers`` processes (default:
     the CPU count); the output is the same whatever runs it.
     """
-    from .cropper.crop import crop_stack, raster_asset_keys
+    from .cropper.crop import check_level, crop_stack, raster_asset_keys
     from .executors import check_workers, executor_for
     from .storage import StoreMirror
 
@@ -311,6 +314,7 @@ def crop(
             raise InvalidInput(
                 "assets", f"no raster asset {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
             )
+    check_level(level, virtual)
     check_workers(workers)
     emit = ev.emitter(on_event)
     result = CropResult()
@@ -326,6 +330,7 @@ def crop(
                     executor=pool,
                     virtual=virtual,
                     store_url=store and store.url,
+                    level=level,
                 )
                 result.stacks.append(done)
                 emit(ev.StackCropped(done.stack_id, done.cropped, done.files, done.skipped, len(done.errors)))

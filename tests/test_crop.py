@@ -20,6 +20,8 @@ from stacmirror.catalog.validate import validate_catalog
 from stacmirror.cropper.crop import crop_stack, inward_window
 from stacmirror.cropper.rectangle import largest_in_mask, largest_in_rows, row_intervals
 from stacmirror.cropper.stacks import find_stacks
+from stacmirror.errors import InvalidInput
+from stacmirror.layout import Mirror
 
 from .helpers import date, run_harvest
 
@@ -394,3 +396,50 @@ def test_virtual_crops_are_the_copied_crops_without_the_copies(
     assert not switched.skipped and switched.cropped == 6  # a mode switch re-crops
     folder = moved / "crops" / stack.stack_id / some["id"]
     assert list(folder.glob("*.TIF")) and not list(folder.glob("*.vrt"))
+
+
+def test_a_compression_level_trades_size_for_speed_and_keeps_the_pixels(
+    stacked: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    default = tmp_path / "default"
+    shutil.copytree(stacked, default)
+    stack = find_stacks(stacked)[0][0]
+    assert crop_stack(default, stack, assets={"red", "nir08"}).cropped == 6
+    bad = [["--level", "0"], ["--level", "10"], ["--level", "3", "--virtual"]]
+    for extra in bad:  # refused before any stack is looked for: one line, exit 2, nothing written
+        run = subprocess.run(
+            [*STACMIRROR, "crop", str(stacked), *extra], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.strip().splitlines() == [run.stderr.strip()] and "--level" in run.stderr
+        assert not (stacked / "crops").exists()
+    with pytest.raises(InvalidInput):
+        stacmirror.crop(stacked, [stack], level=True)
+    run = subprocess.run(
+        [*STACMIRROR, "crop", str(stacked), "--assets", "red,nir08", "--level", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    fast, slow = _crop_items(stacked, stack.stack_id), _crop_items(default, stack.stack_id)
+    assert set(fast) == set(slow) and len(fast) == 6
+    larger = 0
+    for item_id, item in fast.items():
+        for key in ("red", "nir08"):
+            ours = stacked / "crops" / stack.stack_id / item_id / item["assets"][key]["href"]
+            theirs = default / "crops" / stack.stack_id / item_id / slow[item_id]["assets"][key]["href"]
+            with rasterio.open(ours) as a, rasterio.open(theirs) as b:
+                assert a.profile == b.profile  # same codec, predictor, tiles, grid
+                np.testing.assert_array_equal(a.read(), b.read())
+                assert a.overviews(1) == b.overviews(1)
+            larger += ours.stat().st_size > theirs.stat().st_size
+            assert item["assets"][key]["file:size"] == ours.stat().st_size
+    assert larger > 0, "level 1 compresses less than GDAL's default"
+    state = json.loads(Mirror(stacked).crop_state_path(stack.stack_id).read_text())
+    assert state["level"] == 1
+    assert crop_stack(stacked, stack, assets={"red", "nir08"}, level=1).skipped  # the same level: kept
+    again = crop_stack(stacked, stack, assets={"red", "nir08"})
+    assert not again.skipped and again.cropped == 6  # another level re-crops

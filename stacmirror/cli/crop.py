@@ -66,6 +66,12 @@ def stacks(
     help="Write each cropped asset as a small VRT over its source file's window instead of copying "
     "its pixels: the same items and pixels, a few kB per asset; the source files must stay.",
 )
+@click.option(
+    "--level",
+    type=int,
+    help="Compression effort of the copied crops, 1 (fastest, larger) to 9 (smallest, slowest), "
+    "in the sources' codec (DEFLATE for Landsat)  [default: GDAL's, 6]",
+)
 @parallel_options
 def crop(
     out: Path,
@@ -78,16 +84,26 @@ def crop(
     as_json: bool,
     assets: str | None,
     virtual: bool,
+    level: int | None,
     workers: int | None,
     dask: str | None,
 ) -> None:
     """Crop every scene of each stack to the stack's rectangle, pixel-exactly, and catalogue the crops."""
     from ..api import crop as run_crop
+    from ..cropper.crop import check_level
 
+    check_level(level, virtual)  # before the stacks are looked for
     renderer = make_renderer(False, as_json)
     found = _find(out, collection, min_scenes, aoi, max_cloud, group_by, geojson_out, renderer)
     result = run_crop(
-        out, found, assets=assets, workers=workers, dask=dask, on_event=renderer, virtual=virtual
+        out,
+        found,
+        assets=assets,
+        workers=workers,
+        dask=dask,
+        on_event=renderer,
+        virtual=virtual,
+        level=level,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

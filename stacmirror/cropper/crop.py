@@ -39,6 +39,7 @@ from ..catalog.parquet import write_parquet_of
 from ..catalog.sources import sha256_file
 from ..catalog.stac import THUMBNAIL_SUFFIX, multihash, render_thumbnail
 from ..catalog.templates import load_template
+from ..errors import InvalidInput
 from ..executors import executor_for
 from ..fileio import relative_href, write_bytes_atomic, write_json_atomic
 from ..geometry import stac_bbox
@@ -124,11 +125,22 @@ def virtual_raster(
         return _proj_fields(src, window), window
 
 
+def check_level(level: int | None, virtual: bool) -> None:
+    """A compression effort the codecs of Landsat's rasters all take (DEFLATE, also ZSTD and LZMA)."""
+    if level is None:
+        return
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 9:
+        raise InvalidInput("level", f"must be a whole number from 1 to 9, not {level!r}")
+    if virtual:
+        raise InvalidInput("level", "applies to copied crops; a virtual crop compresses nothing")
+
+
 def crop_raster(
-    source: Path | str, target: Path, bounds: tuple[float, float, float, float]
+    source: Path | str, target: Path, bounds: tuple[float, float, float, float], level: int | None = None
 ) -> dict[str, Any]:
     """Copy the pixels of ``source`` (a path, or a name GDAL opens such as ``/vsis3/…``) inside
-    ``bounds`` into a COG; returns the crop's proj fields."""
+    ``bounds`` into a COG, compressed as the source is (at effort ``level``, else GDAL's default:
+    6 for DEFLATE); returns the crop's proj fields."""
     with rasterio.open(source) as src:
         window = source_window(src, bounds)
         col, row, width, height = window
@@ -145,6 +157,7 @@ def crop_raster(
         blocksize="512",
         overview_resampling="nearest",
         num_threads="2",
+        **({"level": str(level)} if level is not None else {}),
     )
     os.replace(tmp, target)
     return fields
@@ -161,10 +174,17 @@ class CropFrame:
     catalog_path: Path  # the mirror's root catalog, for the item's root link
     virtual: bool = False  # VRTs over the source windows instead of copied COGs
     store_url: str | None = None  # a store mirror: the sources are read from it, by key
+    level: int | None = None  # the copies' compression effort (None: GDAL's default)
 
     @classmethod
     def of(
-        cls, stack: Stack, mirror: Mirror, *, virtual: bool = False, store_url: str | None = None
+        cls,
+        stack: Stack,
+        mirror: Mirror,
+        *,
+        virtual: bool = False,
+        store_url: str | None = None,
+        level: int | None = None,
     ) -> CropFrame:
         return cls(
             stack.stack_id,
@@ -174,6 +194,7 @@ class CropFrame:
             mirror.catalog_path,
             virtual,
             store_url,
+            level,
         )
 
     def opened(self, source: Path) -> str:
@@ -270,7 +291,8 @@ def _crop_item(
                     drawn = f"vrt://{frame.opened(source)}?srcwin={col},{row},{width},{height}"
             else:
                 target = out / source.name
-                fields, media_type = crop_raster(frame.opened(source), target, bounds), COG
+                fields = crop_raster(frame.opened(source), target, bounds, frame.level)
+                media_type = COG
             cropped = {**asset, **fields, "href": f"./{target.name}", "type": media_type}
             cropped["file:size"] = target.stat().st_size
             cropped["file:checksum"] = multihash(sha256_file(target))
@@ -427,19 +449,29 @@ def crop_stack(
     executor: Executor | None = None,
     virtual: bool = False,
     store_url: str | None = None,
+    level: int | None = None,
 ) -> StackCropResult:
     """Crop (or keep, when its members and rectangle did not change) one stack.
 
     Scenes are cropped in ``executor`` (else a pool of ``workers`` processes); this function writes
     the items, the collection and the stack's state. With ``virtual``, each cropped asset is a VRT
-    over its source's window (:mod:`.vrt`) and no pixel is copied; switching modes re-crops. The
+    over its source's window (:mod:`.vrt`) and no pixel is copied; switching modes re-crops. Copies
+    are compressed at effort ``level`` (GDAL's default when None); another level re-crops too. The
     root catalog is not touched here: :func:`stacmirror.crop` links the crop collections afterwards.
     """
     mirror = mirror if isinstance(mirror, Mirror) else Mirror(Path(mirror))
+    if virtual:
+        level = None  # nothing is compressed
     if executor is None:
         with executor_for(workers=workers) as (pool, _):
             return crop_stack(
-                mirror, stack, assets=assets, executor=pool, virtual=virtual, store_url=store_url
+                mirror,
+                stack,
+                assets=assets,
+                executor=pool,
+                virtual=virtual,
+                store_url=store_url,
+                level=level,
             )
     folder = mirror.crop_dir(stack.stack_id)
     result = StackCropResult(stack.stack_id)
@@ -450,12 +482,14 @@ def crop_stack(
         "epsg": stack.epsg,
         "assets": sorted(assets) if assets else None,
         "virtual": virtual,
+        "level": level,
     }
     state_path = mirror.crop_state_path(stack.stack_id)
     saved = json.loads(state_path.read_text()) if state_path.exists() else None
     if (
         saved is not None
-        and {"virtual": False, **{k: v for k, v in saved.items() if k != "request"}} == plan  # older: copies
+        # a state from before a field existed: copies, at GDAL's default level
+        and {"virtual": False, "level": None, **{k: v for k, v in saved.items() if k != "request"}} == plan
         and (folder / "collection.json").exists()
     ):
         if stack.request and saved.get("request") != stack.request:
@@ -472,7 +506,7 @@ def crop_stack(
         delete_crop_objects(store_url, mirror, stack.stack_id)
     folder.mkdir(parents=True, exist_ok=True)
 
-    frame = CropFrame.of(stack, mirror, virtual=virtual, store_url=store_url)
+    frame = CropFrame.of(stack, mirror, virtual=virtual, store_url=store_url, level=level)
     futures = [
         executor.submit(crop_member, frame, m.item, m.folder, folder / m.id, assets) for m in stack.members
     ]

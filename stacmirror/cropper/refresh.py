@@ -72,9 +72,15 @@ def refresh_crops(
             done.append(CropRefresh(stack_id, "dropped", "its scenes no longer make a stack"))
             continue
         assets = set(state["assets"]) if state.get("assets") else None
-        virtual = bool(state.get("virtual"))  # a refresh keeps the mode the stack was cropped in
+        virtual = bool(state.get("virtual"))  # a refresh keeps the mode (and level) it was cropped in
         result = crop_stack(
-            mirror, stacks[0], assets=assets, executor=executor, virtual=virtual, store_url=store_url
+            mirror,
+            stacks[0],
+            assets=assets,
+            executor=executor,
+            virtual=virtual,
+            store_url=store_url,
+            level=state.get("level"),
         )
         if result.errors:
             done.append(CropRefresh(stack_id, "failed", "; ".join(result.errors)))

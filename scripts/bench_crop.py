@@ -91,6 +91,23 @@ def tree_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.suffix.lower() in (".tif", ".vrt"))
 
 
+def crop_round(out: Path, stack, jobs, **options) -> tuple[float, int, int, int]:
+    """``crop_stack`` of ``stack`` with ``options`` (2 workers): its wall time, the bytes of rasters
+    it wrote, and the pixels that differ from the sources' windows out of those compared."""
+    started = time.monotonic()
+    result = crop_stack(out, stack, assets=set(ASSETS), workers=2, **options)
+    elapsed = time.monotonic() - started
+    assert not result.errors, result.errors
+    crops = out / "crops" / stack.stack_id
+    differing = compared = 0
+    for member, key in jobs:
+        source = member.folder / member.item["assets"][key]["href"]
+        crop = crops / member.id / source.name
+        d, n = differing_pixels(crop.with_suffix(".vrt") if options.get("virtual") else crop, source)
+        differing, compared = differing + d, compared + n
+    return elapsed, tree_bytes(crops), differing, compared
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=3)
@@ -135,12 +152,8 @@ def main() -> None:
         stacks, _ = find_stacks(out)
         rectangle_time = time.monotonic() - started
         stack = stacks[0]
-        crops = out / "crops" / stack.stack_id
-        started = time.monotonic()
-        result = crop_stack(out, stack, assets=set(ASSETS), workers=2)
-        ours = time.monotonic() - started
-        assert not result.errors, result.errors
-        ours_bytes = tree_bytes(crops)
+        jobs = [(m, key) for m in stack.members for key in ASSETS]
+        ours, ours_bytes, ours_diff, total = crop_round(out, stack, jobs)
         print(
             f"stack {stack.stack_id}: {len(stack.members)} scenes, rectangle {stack.rect.width} x "
             f"{stack.rect.height} px found in {rectangle_time:.2f} s (incl. reading every valid mask)"
@@ -168,7 +181,6 @@ def main() -> None:
                 }
             )
         )
-        jobs = [(m, key) for m in stack.members for key in ASSETS]
 
         def gdalwarp_all(folder: Path, level: int | None = None) -> float:
             folder.mkdir()
@@ -203,37 +215,18 @@ def main() -> None:
         theirs = gdalwarp_all(warped)
         theirs_bytes = tree_bytes(warped)
 
-        ours_diff = theirs_diff = total = 0
+        theirs_diff = 0
         for member, key in jobs:
             source = member.folder / member.item["assets"][key]["href"]
-            d, n = differing_pixels(crops / member.id / source.name, source)
-            ours_diff, total = ours_diff + d, total + n
             theirs_diff += differing_pixels(warped / source.name, source)[0]
 
         # the same stack at a lower compression effort, both tools (another level re-crops)
-        started = time.monotonic()
-        result = crop_stack(out, stack, assets=set(ASSETS), workers=2, level=args.level)
-        ours_level = time.monotonic() - started
-        assert not result.errors, result.errors
-        ours_level_bytes = tree_bytes(crops)
-        level_diff = 0
-        for member, key in jobs:
-            source = member.folder / member.item["assets"][key]["href"]
-            level_diff += differing_pixels(crops / member.id / source.name, source)[0]
+        ours_level, ours_level_bytes, level_diff, _ = crop_round(out, stack, jobs, level=args.level)
         theirs_level = gdalwarp_all(Path(tmp) / "gdalwarp-level", args.level)
         theirs_level_bytes = tree_bytes(Path(tmp) / "gdalwarp-level")
 
         # the same stack again as VRTs: a mode switch re-crops, so this replaces the COGs above
-        started = time.monotonic()
-        result = crop_stack(out, stack, assets=set(ASSETS), workers=2, virtual=True)
-        virtual = time.monotonic() - started
-        assert not result.errors, result.errors
-        virtual_bytes = tree_bytes(crops)
-        virtual_diff = 0
-        for member, key in jobs:
-            source = member.folder / member.item["assets"][key]["href"]
-            vrt = (crops / member.id / source.name).with_suffix(".vrt")
-            virtual_diff += differing_pixels(vrt, source)[0]
+        virtual, virtual_bytes, virtual_diff, _ = crop_round(out, stack, jobs, virtual=True)
 
         print(f"crop of {len(jobs)} files ({', '.join(ASSETS)}); time, bytes of rasters written:")
         print(

@@ -263,6 +263,11 @@ def search(
         return QueryResult()
     where, args = [], []
     sure = "TRUE"  # a candidate that is a match without an exact test
+    if area is not None and _covers_the_globe(area):
+        # every lon/lat geometry lies inside: a search without an area, paged and counted by DuckDB
+        # with no box read and no geometry tested (a map zoomed out sends this box)
+        where.append("bbox IS NOT NULL")
+        area = None
     if area is not None:  # a loose box test on the columns first; the exact test follows
         west, south, east, north = area.bounds
         where.append("bbox.ymax >= ? AND bbox.ymin <= ?")
@@ -365,6 +370,12 @@ def search(
         for entry in result.items:
             entry["item"] = f"{url}/{mirror.rel(Path(entry['item']))}"
     return result
+
+
+def _covers_the_globe(area: BaseGeometry) -> bool:
+    """Whether ``area`` holds every longitude and latitude (a rectangle of -180,-90,180,90 or more)."""
+    west, south, east, north = area.bounds
+    return west <= -180 and south <= -90 and east >= 180 and north >= 90 and area.equals(box(*area.bounds))
 
 
 @contextmanager

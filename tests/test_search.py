@@ -574,6 +574,40 @@ def test_an_area_page_reads_candidates_in_chunks_and_misses_none(mirror: Path, m
     assert [i for p in by_offset for i in p] == whole.ids
 
 
+def test_a_box_of_the_whole_globe_is_a_search_without_an_area(mirror: Path, monkeypatch) -> None:
+    """-180,-90,180,90 holds every item: its pages and count come from DuckDB alone, with no box
+    compared and no geometry tested, and equal both the search with no area and one through the
+    exact path (a box a little smaller, which still holds every item of this mirror)."""
+    from stacmirror import offline_search
+
+    everything = search(mirror)
+    assert everything.matched > 10
+    queries: list[str] = []
+    real_connect = offline_search.connect
+
+    class Recording:
+        def __init__(self) -> None:
+            self.inner = real_connect()
+
+        def execute(self, sql: str, *args):
+            queries.append(sql)
+            return self.inner.execute(sql, *args)
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(offline_search, "connect", Recording)
+    globe = search(mirror, bbox="-180,-90,180,90")
+    assert globe.ids == everything.ids and globe.matched == everything.matched
+    page = search(mirror, bbox="-180,-90,180,90", limit=5, offset=5)
+    assert page.ids == everything.ids[5:10] and page.matched == everything.matched
+    assert queries and not any("bbox.xmin" in q or "bbox.ymax" in q for q in queries)
+    queries.clear()
+    nearly = search(mirror, bbox="-179.999,-89.999,179.999,89.999")
+    assert nearly.ids == everything.ids and nearly.matched == everything.matched
+    assert any("bbox.xmin" in q for q in queries), "a smaller box still takes the exact path"
+
+
 def test_result_entries_carry_the_item_files_geometry_and_path(mirror: Path) -> None:
     found = search(mirror, bbox="-100,20,-60,50", limit=10)
     assert len(found.items) == 10

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from benchtools import tool_python
 
-from stacmirror.catalog.build import _checksums, build_catalog
+from stacmirror.catalog.build import build_catalog, ledger_checksums
 from stacmirror.catalog.stac import build_item
 from stacmirror.emulator import DEMO_TOKEN, DEMO_USERNAME, Emulator
 from stacmirror.harvester.options import HarvestOptions
@@ -126,7 +126,7 @@ def main() -> None:
         for _ in range(3):
             started = time.perf_counter()
             for folder in folders:
-                build_item(str(folder), "landsat_ot_c2_l2", _checksums(ledger, mirror, folder))
+                build_item(str(folder), "landsat_ot_c2_l2", ledger_checksums(ledger, mirror, folder))
             rounds.append(time.perf_counter() - started)
         worker_rate = len(folders) / sorted(rounds)[1]
         print(f"build_item, the worker task, in one process (median of 3 rounds): {worker_rate:.1f} items/s")

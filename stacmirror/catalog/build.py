@@ -113,7 +113,7 @@ def _own_files(name: str) -> set[str]:
     return {f"{name}.json", *(f"{name}_{s}" for s in GENERATED_SUFFIXES)}
 
 
-def _checksums(ledger: Ledger | None, mirror: Mirror, folder: Path) -> dict[str, str]:
+def ledger_checksums(ledger: Ledger | None, mirror: Mirror, folder: Path) -> dict[str, str]:
     """sha256 values the ledger verified at download time for a scene's files, by file name.
 
     The worker trusts them while the size still agrees; the writer looks them up so that workers
@@ -240,7 +240,7 @@ def _build(
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def submit(pool: Executor, task: _Task) -> Future[Any]:
-        checksums = _checksums(ledger, mirror, task.folder)
+        checksums = ledger_checksums(ledger, mirror, task.folder)
         if store is not None:  # the worker reads the scene from the store, by key
             return pool.submit(build_store_item, store.url, task.key, task.listing, task.dataset, checksums)
         return pool.submit(build_item, str(task.folder), task.dataset, checksums)

@@ -533,34 +533,40 @@ def test_partitions_caught_between_two_schemas_are_still_searched(tmp_path: Path
     assert "view:sun_azimuth" in stacmirror.offline_search.queryables(out)
 
 
-def test_an_area_page_reads_candidates_in_chunks_and_misses_none(mirror: Path, monkeypatch) -> None:
-    """A thin diagonal strip: its box holds many candidates, few of them meet the strip. A page asks
-    DuckDB for a chunk of candidates at a time (top rows, not a sort of all), the next chunk after
-    the last one's sort key; the pages still cover the whole result once, in order."""
-    from shapely.geometry import Polygon
-
+def _recorded_queries(monkeypatch, wanted=lambda sql: True) -> list[str]:
+    """The SQL the searches after this call send to DuckDB (those ``wanted``), in order."""
     from stacmirror import offline_search
 
-    strip = Polygon([(-120, -50), (-110, -50), (130, 60), (120, 60)])
-    whole = search(mirror, intersects=strip)
-    candidates = search(mirror, bbox=",".join(map(str, strip.bounds)))
-    assert 3 < len(whole.items) < len(candidates.items) / 3
     queries: list[str] = []
     real_connect = offline_search.connect
 
-    class Counting:
+    class Recording:
         def __init__(self) -> None:
             self.inner = real_connect()
 
         def execute(self, sql: str, *args):
-            if "ORDER BY" in sql:
+            if wanted(sql):
                 queries.append(sql)
             return self.inner.execute(sql, *args)
 
         def __getattr__(self, name: str):
             return getattr(self.inner, name)
 
-    monkeypatch.setattr(offline_search, "connect", Counting)
+    monkeypatch.setattr(offline_search, "connect", Recording)
+    return queries
+
+
+def test_an_area_page_reads_candidates_in_chunks_and_misses_none(mirror: Path, monkeypatch) -> None:
+    """A thin diagonal strip: its box holds many candidates, few of them meet the strip. A page asks
+    DuckDB for a chunk of candidates at a time (top rows, not a sort of all), the next chunk after
+    the last one's sort key; the pages still cover the whole result once, in order."""
+    from shapely.geometry import Polygon
+
+    strip = Polygon([(-120, -50), (-110, -50), (130, 60), (120, 60)])
+    whole = search(mirror, intersects=strip)
+    candidates = search(mirror, bbox=",".join(map(str, strip.bounds)))
+    assert 3 < len(whole.items) < len(candidates.items) / 3
+    queries = _recorded_queries(monkeypatch, lambda sql: "ORDER BY" in sql)
     pages, key = [], None
     while True:
         page = search(mirror, intersects=strip, limit=1, after_key=key)
@@ -578,25 +584,10 @@ def test_a_box_of_the_whole_globe_is_a_search_without_an_area(mirror: Path, monk
     """-180,-90,180,90 holds every item: its pages and count come from DuckDB alone, with no box
     compared and no geometry tested, and equal both the search with no area and one through the
     exact path (a box a little smaller, which still holds every item of this mirror)."""
-    from stacmirror import offline_search
 
     everything = search(mirror)
     assert everything.matched > 10
-    queries: list[str] = []
-    real_connect = offline_search.connect
-
-    class Recording:
-        def __init__(self) -> None:
-            self.inner = real_connect()
-
-        def execute(self, sql: str, *args):
-            queries.append(sql)
-            return self.inner.execute(sql, *args)
-
-        def __getattr__(self, name: str):
-            return getattr(self.inner, name)
-
-    monkeypatch.setattr(offline_search, "connect", Recording)
+    queries = _recorded_queries(monkeypatch)
     globe = search(mirror, bbox="-180,-90,180,90")
     assert globe.ids == everything.ids and globe.matched == everything.matched
     page = search(mirror, bbox="-180,-90,180,90", limit=5, offset=5)

@@ -4,6 +4,7 @@ and `stacmirror.items(bbox=, datetime=, query=)` against a brute-force scan of t
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import shutil
@@ -17,7 +18,7 @@ import stac_geoparquet.arrow
 from shapely.geometry import box, shape
 
 import stacmirror
-from stacmirror.catalog.parquet import _centre, z_order
+from stacmirror.catalog.parquet import _centre, _to_arrow, z_order
 from stacmirror.catalog.walk import item_files
 from stacmirror.emulator.synthetic import synthetic_records, write_metadata_mirror
 from stacmirror.layout import Mirror
@@ -112,6 +113,24 @@ def test_parquet_reads_in_geopandas_and_rustac(mirror: Path) -> None:
     assert {item["id"] for item in features} == set(on_disk)
     first = features[0]
     assert first["properties"]["eo:cloud_cover"] == on_disk[first["id"]]["properties"]["eo:cloud_cover"]
+
+
+def test_the_arrow_table_is_stac_geoparquets_own_and_the_items_are_left_alone(mirror: Path) -> None:
+    """The writer's converter (geometries to WKB on shallow copies, then stac-geoparquet's batch
+    converter) gives the table stac-geoparquet's public parser gives, proj:geometry included."""
+    import copy
+
+    catalog = Mirror(mirror).catalog_path
+    items = [json.loads(f.read_text()) for f in itertools.islice(item_files(catalog), 12)]
+    footprint = items[0]["geometry"]
+    items[0]["properties"]["proj:geometry"] = footprint
+    next(iter(items[1]["assets"].values()))["proj:geometry"] = footprint
+    before = copy.deepcopy(items)
+    ours = _to_arrow(items)
+    theirs = stac_geoparquet.arrow.parse_stac_items_to_arrow(items).read_all()
+    assert ours.schema.equals(theirs.schema) and ours.to_pylist() == theirs.to_pylist()
+    assert "proj:geometry" in ours.column_names
+    assert items == before, "the items handed in are not changed"
 
 
 def test_a_parquet_of_many_batches_stays_in_order(tmp_path: Path, monkeypatch) -> None:

@@ -263,7 +263,8 @@ def search(
         return QueryResult()
     where, args = [], []
     sure = "TRUE"  # a candidate that is a match without an exact test
-    if area is not None and _covers_the_globe(area):
+    rectangle = area is not None and area.equals(box(*area.bounds))
+    if rectangle and _covers_the_globe(area.bounds):
         # every lon/lat geometry lies inside: a search without an area, paged and counted by DuckDB
         # with no box read and no geometry tested (a map zoomed out sends this box)
         where.append("bbox IS NOT NULL")
@@ -275,7 +276,7 @@ def search(
         where.append("(bbox.xmin > bbox.xmax OR (bbox.xmax >= ? AND bbox.xmin <= ?))")
         args += [west, east]
         sure = "FALSE"
-        if area.equals(box(*area.bounds)):  # a rectangle: a box inside it holds a geometry inside it
+        if rectangle:  # a box inside a rectangle holds a geometry inside it
             sure = (
                 f"(bbox.xmin <= bbox.xmax AND bbox.xmin >= {float(west)!r} AND bbox.xmax <= {float(east)!r}"
                 f" AND bbox.ymin >= {float(south)!r} AND bbox.ymax <= {float(north)!r})"
@@ -372,10 +373,10 @@ def search(
     return result
 
 
-def _covers_the_globe(area: BaseGeometry) -> bool:
-    """Whether ``area`` holds every longitude and latitude (a rectangle of -180,-90,180,90 or more)."""
-    west, south, east, north = area.bounds
-    return west <= -180 and south <= -90 and east >= 180 and north >= 90 and area.equals(box(*area.bounds))
+def _covers_the_globe(bounds: tuple[float, float, float, float]) -> bool:
+    """Whether a rectangle of these bounds holds every longitude and latitude."""
+    west, south, east, north = bounds
+    return west <= -180 and south <= -90 and east >= 180 and north >= 90
 
 
 @contextmanager

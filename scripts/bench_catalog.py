@@ -47,9 +47,9 @@ from stacmirror.m2m import Credentials, M2MClient, Secret
 STACTOOLS_RUN = """
 import json, statistics, sys, time
 from stactools.landsat.stac import create_item
-paths = json.loads(sys.argv[1])
+paths, counted = json.loads(sys.argv[1]), int(sys.argv[2])
 rounds = []
-for _ in range(1 + ROUNDS):  # the first round loads its lazily imported parts: not counted
+for _ in range(1 + counted):  # the first round loads its lazily imported parts: not counted
     started = time.perf_counter()
     for path in paths:
         create_item(path, use_usgs_geometry=False)
@@ -146,7 +146,7 @@ def main() -> None:
         try:
             python = tool_python("stactools-landsat")
             result = subprocess.run(
-                [str(python), "-c", STACTOOLS_RUN.replace("ROUNDS", str(ROUNDS)), json.dumps(mtls)],
+                [str(python), "-c", STACTOOLS_RUN, json.dumps(mtls), str(ROUNDS)],
                 capture_output=True,
                 text=True,
                 check=True,

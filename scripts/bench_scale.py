@@ -17,10 +17,13 @@ API of `stacmirror serve` over HTTP: the first and a middle page of an unfiltere
 middle one reached as a user reaches it, by the next link of the page before), and the
 same area + dates + cloud search followed through every page (which must also find them).
 `--search-only` times only the parquet, the query and the API, on catalogs already built.
+`--store` also puts each size's MTL files into an S3 store (moto's server on 127.0.0.1, started
+here; a test extra) and times the same full and no-op builds, query and API there, each printed
+against the disk's figure for the same size in the same run.
 
 Usage: .venv/bin/python scripts/bench_scale.py [--sizes 1000,10000,100000 | --sizes 1000000] [--workers N]
        [--data DIR]
-       [--search-only]
+       [--search-only] [--store]
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ import json, statistics, sys, threading, time
 import requests
 from pathlib import Path
 from stacmirror.serve.server import ServeServer
-server = ServeServer(Path(sys.argv[1]), None, port=0)
+server = ServeServer(sys.argv[1] if "://" in sys.argv[1] else Path(sys.argv[1]), None, port=0)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 api = server.base_url + "/api/search"
 def timed(method, url, **kwargs):
@@ -165,8 +168,12 @@ def brute_force(out: Path) -> tuple[float, list[str]]:
     return time.perf_counter() - started, sorted(found)
 
 
-def _run_json(script: str, *args: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True)
+def _run_json(script: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode:
+        raise RuntimeError(result.stderr[-2000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -229,10 +236,10 @@ def _clear_catalog(out: Path) -> None:
                 os.unlink(os.path.join(folder, name))
 
 
-def build(out: Path, workers: int, force: bool) -> dict:
+def build(out: Path | str, workers: int, force: bool, env: dict[str, str] | None = None) -> dict:
     """One build in a fresh process; its workers' peak RSS is sampled from /proc meanwhile."""
     args = [sys.executable, "-c", BUILD, str(out), str(workers), "force" if force else "incremental"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     worker_peak = 0.0
     while process.poll() is None:
         for pid in _descendants(process.pid):
@@ -297,9 +304,104 @@ def measure_search(out: Path) -> dict:
         "api_world_box_s": api["world"],
         "api_small_box_s": api["small"],
         "api_search_total_s": api["search_total"],
+        "api_search_median_s": api["search_median"],
         "scan_s": scan_seconds,
         "matches": len(scan_ids),
+        "ids": scan_ids,
     }
+
+
+class StoreBench:
+    """The same mirrors in an S3 store: moto's server on 127.0.0.1 (a test extra), started here."""
+
+    def __init__(self, tmp: Path):
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.s3 import KEY, REGION, SECRET, MotoServer
+
+        self.tmp = tmp
+        self.server = MotoServer(tmp / "moto.log")
+        self.server.client().create_bucket(Bucket="bench")
+        self.env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.server.url,
+        }
+
+    def upload(self, out: Path, size: int) -> str:
+        """The mirror's MTL files (what a metadata-only harvest lands) under s3://bench/mirror-N; not
+        timed. Returns the URL."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import obstore
+        from obstore.store import S3Store
+
+        store = S3Store(
+            "bench",
+            endpoint=self.server.url,
+            access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region=self.env["AWS_REGION"],
+            client_options={"allow_http": True},
+        )
+        prefix = f"mirror-{size}"
+        files = [p for p in (out / "landsat_ot_c2_l2").rglob("*_MTL.txt")]
+        started = time.monotonic()
+
+        def put(path: Path) -> None:
+            obstore.put(store, f"{prefix}/{path.relative_to(out)}", path.read_bytes())
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(put, files))
+        # what marks a prefix as a mirror: the state a harvest leaves, here an empty ledger (the disk
+        # mirror has none either; the build goes by the files)
+        from stacmirror.layout import Mirror
+        from stacmirror.ledger import Ledger
+
+        marker = Mirror(self.tmp / f"marker-{size}")
+        marker.state_dir.mkdir(parents=True)
+        Ledger(marker).close()
+        obstore.put(store, f"{prefix}/.stacmirror/ledger.sqlite", marker.ledger_path.read_bytes())
+        print(f"  store: {len(files)} MTL files uploaded in {time.monotonic() - started:.0f} s (not timed)")
+        return f"s3://bench/{prefix}"
+
+    def measure(self, out: Path, size: int, workers: int, disk: dict) -> dict:
+        """Full and no-op build, query and API in the store, each against the disk's in this run."""
+        url = self.upload(out, size)
+        env = {**self.env, "STACMIRROR_CACHE": str(self.tmp / f"cache-{size}")}  # a fresh local cache
+        full = build(url, workers, force=True, env=env)
+        noop = build(url, workers, force=False, env=env)
+        assert full["errors"] == 0 and full["written"] == size and noop["written"] == 0, (full, noop)
+        query = _run_json(QUERY, url, env=env)
+        api = _run_json(API, url, env=env)
+        assert query["ids"] == disk["ids"] and api["ids"] == disk["ids"], "the store and the disk disagree"
+        pairs = [
+            ("full build", full["seconds"], disk["full_s"], "s"),
+            ("no-op rebuild", noop["seconds"], disk["noop_s"], "s"),
+            ("query first", query["first"], disk["query_first_s"], "ms"),
+            ("query median", query["median"], disk["query_median_s"], "ms"),
+            ("API first page", api["first"], disk["api_first_s"], "ms"),
+            ("API middle page", api["middle"], disk["api_middle_s"], "ms"),
+            ("API area page (median)", api["search_median"], disk["api_search_median_s"], "ms"),
+        ]
+        print(
+            f"  store (moto on 127.0.0.1), against the disk in this run: writer peak RSS "
+            f"{full['rss_mb']:.0f} MB (disk {disk['writer_rss_mb']:.0f} MB); no-op "
+            f"{100 * noop['seconds'] / full['seconds']:.1f} % of the full build",
+            flush=True,
+        )
+        for name, store_s, disk_s, unit in pairs:
+            scale = 1000 if unit == "ms" else 1
+            print(
+                f"    {name}: store {store_s * scale:.{0 if unit == 'ms' else 1}f} {unit}, disk "
+                f"{disk_s * scale:.{0 if unit == 'ms' else 1}f} {unit}, ratio {store_s / disk_s:.2f}",
+                flush=True,
+            )
+        return {name: store_s / disk_s for name, store_s, disk_s, _ in pairs}
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
 def search_only(args: argparse.Namespace) -> None:
@@ -330,11 +432,29 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="0: stacmirror's default (the CPU count)")
     parser.add_argument("--data", type=Path, default=Path.home() / ".cache" / "stacmirror" / "bench-scale")
     parser.add_argument("--search-only", action="store_true", help="time the parquet, query and API only")
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="also each size in an S3 store (moto), against the disk's figures",
+    )
     args = parser.parse_args()
     if args.search_only:
         search_only(args)
         return
     print(f"{os.cpu_count()} CPUs; workers: {args.workers or 'default'}")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        store = StoreBench(Path(tmp)) if args.store else None
+        try:
+            rows = measure_sizes(args, store)
+        finally:
+            if store is not None:
+                store.stop()
+    print_table(rows)
+
+
+def measure_sizes(args: argparse.Namespace, store: StoreBench | None) -> list[dict]:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         out = args.data / f"mirror-{size}"
@@ -363,7 +483,13 @@ def main() -> None:
             flush=True,
         )
         row.update(measure_search(out))
+        if store is not None:
+            store.measure(out, size, args.workers, row)
         rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
     print(
         "\n| scenes | full build | items/s | peak RSS (writer / worker) | no-op rebuild | files written "
         "| items.parquet | query first / median | brute-force scan |"

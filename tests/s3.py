@@ -87,12 +87,13 @@ def open_uploads(s3, bucket: str) -> list[dict]:
 
 
 class FaultyProxy:
-    """Forwards to ``upstream``; every ``every``-th request gets a 503 (odd hits) or a dropped
-    connection (even hits), before it reaches the server."""
+    """Forwards to ``upstream``; every ``every``-th request (0: none) gets a 503 (odd hits) or a
+    dropped connection (even hits), before it reaches the server; a request for which ``refuse``
+    (method, path) is true gets a 400, which no client retries."""
 
-    def __init__(self, upstream_port: int, every: int):
+    def __init__(self, upstream_port: int, every: int = 0, refuse=None):
         proxy = self
-        self.hits = {"requests": 0, "faults": 0}
+        self.hits = {"requests": 0, "faults": 0, "refused": 0}
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
@@ -106,10 +107,17 @@ class FaultyProxy:
                 body = self.rfile.read(length) if length else b""
                 with lock:
                     proxy.hits["requests"] += 1
-                    fault = proxy.hits["requests"] % every == 0
+                    refused = refuse is not None and refuse(self.command, self.path)
+                    proxy.hits["refused"] += refused
+                    fault = not refused and every > 0 and proxy.hits["requests"] % every == 0
                     if fault:
                         proxy.hits["faults"] += 1
                         kind = proxy.hits["faults"] % 2
+                if refused:
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if fault and kind == 1:
                     self.send_response(503)
                     self.send_header("Content-Length", "0")

@@ -106,19 +106,26 @@ def test_a_deleted_object_is_fetched_again(emulator, moto, bucket: str) -> None:
 
 
 def test_kill_9_three_times_resumes_with_few_extra_bytes(make_emulator, moto, bucket: str) -> None:
-    emu = make_emulator(Faults(throttle_bps=400_000))
     url = f"s3://{bucket}/killed"
+    kill_9_three_times_and_resume(make_emulator, url, lambda: s3h.objects(moto.client(), bucket, "killed"))
+
+
+def kill_9_three_times_and_resume(make_emulator, url: str, objects) -> None:
+    """A throttled harvest into the store at ``url`` killed with -9 three times mid-transfer, each
+    time once a file landed, then run to the end: every file whole, few bytes fetched twice, no
+    lock left. ``objects()`` lists the store under the mirror (key → bytes). Shared by every kind
+    of store."""
+    emu = make_emulator(Faults(throttle_bps=400_000))
     common = ["--max-scenes", "3", "--no-catalog", "--no-browse", "--workers", "2", "--poll-interval", "0.1"]
     argv = harvest_argv(url, *common, "--mode", "bands", "--bands", "red,green,blue,nir08,MTL", "--quiet")
     env = cli_env(emu)
-    client = moto.client()
     kills = 0
     for _ in range(3):
-        before = len(s3h.objects(client, bucket, "killed"))
+        before = len(objects())
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(s3h.objects(client, bucket, "killed")) > before + 1:  # a file landed since the start
+            if len(objects()) > before + 1:  # a file landed since the start
                 break
             time.sleep(0.1)
         if proc.poll() is None:
@@ -130,7 +137,7 @@ def test_kill_9_three_times_resumes_with_few_extra_bytes(make_emulator, moto, bu
     result = subprocess.run(argv[:-1] + ["--json"], env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["filesFailed"] == 0
-    found = _state_free(s3h.objects(client, bucket, "killed"))
+    found = _state_free(objects())
     served = {}
     for scene in emu.service.scenes:
         if scene.l2_generated is not None:
@@ -145,7 +152,7 @@ def test_kill_9_three_times_resumes_with_few_extra_bytes(make_emulator, moto, bu
     # the objects completed before each kill were kept: only the files in flight at a kill (two
     # workers) came again, from their first byte (an upload cut by kill -9 cannot be taken up)
     assert emu.service.stats["file_bytes"] <= total + kills * 2 * largest, (emu.service.stats, total)
-    assert ".stacmirror/lock" not in s3h.objects(client, bucket, "killed")
+    assert ".stacmirror/lock" not in objects()
 
 
 def test_a_second_harvest_into_the_same_store_is_refused(emulator, moto, bucket: str) -> None:
@@ -234,6 +241,66 @@ def test_a_store_that_answers_503_or_drops_connections_loses_nothing(
     found = _state_free(s3h.objects(moto.client(), bucket, "faulty"))
     assert len(found) == 2 * 5 + 2  # two bands, three MTL files, a browse image
     _matches_emulator(emulator, found)
+
+
+def _refusing(count: int, suffix: str):
+    """A ``refuse`` rule for FaultyProxy: the first ``count`` uploads of an object named ``suffix``."""
+    left = {"n": count}
+
+    def refuse(method: str, path: str) -> bool:
+        if method == "PUT" and path.split("?")[0].endswith(suffix) and left["n"] > 0:
+            left["n"] -= 1
+            return True
+        return False
+
+    return refuse
+
+
+def test_an_upload_the_store_refuses_after_verification_is_fetched_again(
+    emulator, moto, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's upload completes while its worker fetches the next one; when the store refuses that
+    completion, the file is fetched again from its first byte and lands, and the run reports no
+    failure."""
+    proxy = s3h.FaultyProxy(moto.port, refuse=_refusing(1, "_SR_B4.TIF"))
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        summary, _ = run_harvest(
+            emulator, f"s3://{bucket}/refused", mode="bands", bands=["red", "MTL"], max_scenes=1
+        )
+    finally:
+        proxy.stop()
+    assert proxy.hits["refused"] == 1
+    assert summary.files_failed == 0 and summary.files_downloaded == 4  # the band, three MTL files
+    found = _state_free(s3h.objects(moto.client(), bucket, "refused"))
+    assert _matches_emulator(emulator, found) == 4
+    band = next(v for k, v in found.items() if k.endswith("_SR_B4.TIF"))
+    products = sum(
+        len(v) for k, v in found.items() if k.endswith((".TIF", "_MTL.txt", "_MTL.xml", "_MTL.json"))
+    )
+    assert emulator.service.stats["file_bytes"] >= products + len(band)  # the band came twice
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+    with Ledger.snapshot(StoreMirror.open(f"s3://{bucket}/refused").local) as ledger:
+        assert all(r.state == "done" for r in ledger.all_files())
+
+
+def test_an_upload_the_store_refuses_twice_fails_that_file_only(
+    emulator, moto, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = s3h.FaultyProxy(moto.port, refuse=_refusing(2, "_SR_B4.TIF"))
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        summary, _ = run_harvest(
+            emulator, f"s3://{bucket}/refused", mode="bands", bands=["red", "MTL"], max_scenes=1
+        )
+    finally:
+        proxy.stop()
+    assert summary.files_failed == 1 and summary.files_downloaded == 3
+    assert len(summary.failures) == 1 and "did not take" in summary.failures[0], summary.failures
+    client = moto.client()
+    found = _state_free(s3h.objects(client, bucket, "refused"))
+    assert not any(k.endswith("_SR_B4.TIF") for k in found) and len(found) == 4  # MTLs, browse
+    assert s3h.open_uploads(client, bucket) == []
 
 
 # -- bad input: one line, exit 2, nothing written --------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -43,13 +44,22 @@ class Transfers:
         queue.refresh_limits()  # the first wave must fit the quotas too (one call, whatever the size)
         futures: list[Future[None]] = []
         deadline = time.monotonic() + options.poll_timeout
-        with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool:
+        self._settling: list[Future[None]] = []
+        self._refetched: set[int] = set()
+        # uploads completing while their worker fetches the next file: at most one per worker
+        self._commit_slots = threading.BoundedSemaphore(options.workers)
+        with (
+            ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch") as pool,
+            ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="commit") as self._committer,
+        ):
 
             def submit(entries: list[Entry]) -> None:
                 # largest first: the last file to start is then a small one, so the workers finish
                 # together instead of one of them fetching a big band alone at the end
                 for entry in sorted(entries, key=lambda e: -(e.want.size or 0)):
                     futures.append(pool.submit(self._fetch_one, ledger, entry, session))
+
+            self._fetch_again = lambda entry: submit([entry])
 
             pending = list(wants)
             while pending:
@@ -73,9 +83,22 @@ class Transfers:
                     self._fail(ledger, want.display_id, want, reason)
                 submit(ready)
                 self._poll(queue, submit, ledger, deadline)
-            for future in futures:
-                future.result()
+            self._wait_all(futures)
         self.emit(ev.TransfersDone(self.summary.files_downloaded, self.summary.files_failed))
+
+    def _wait_all(self, futures: list[Future[None]]) -> None:
+        """Every fetch and every completing upload done. A completion the store refused submits its
+        file again (into ``futures``), so this goes on until neither list grows."""
+        fetched = settled = 0
+        while True:
+            while fetched < len(futures):
+                futures[fetched].result()
+                fetched += 1
+            while settled < len(self._settling):
+                self._settling[settled].result()
+                settled += 1
+            if fetched == len(futures):
+                return
 
     def _poll(self, queue: DownloadQueue, submit, ledger: Ledger, deadline: float) -> None:
         interval = min(2.0, self.options.poll_interval)
@@ -146,6 +169,36 @@ class Transfers:
             if isinstance(exc, Exception):
                 self._fail(ledger, want.display_id, want, f"{type(exc).__name__}: {exc}")
             raise
+        if isinstance(sink, StoreUpload):  # verified; its upload completes while this worker goes on
+            self._commit_slots.acquire()
+            settle = self._committer.submit(self._settle, ledger, entry, rel, sink, result)
+            self._settling.append(settle)
+            return
+        self._fetched(ledger, entry, rel, sink, result)
+
+    def _settle(self, ledger: Ledger, entry: Entry, rel: str, sink: StoreUpload, result: Any) -> None:
+        """A verified file's upload awaited (in the commit pool), then the file recorded. One the
+        store refused after its own retries is fetched again from its first byte, once."""
+        want = entry.want
+        try:
+            sink.settle()
+        except TransferError as exc:
+            if id(entry) in self._refetched:
+                self._fail(ledger, want.display_id, want, str(exc))
+            else:
+                self._refetched.add(id(entry))
+                log.info("%s: %s; fetching it again", want.name, exc)
+                self._fetch_again(entry)
+            return
+        finally:
+            self._commit_slots.release()
+        self._fetched(ledger, entry, rel, sink, result)
+
+    def _fetched(self, ledger: Ledger, entry: Entry, rel: str, sink: Any, result: Any) -> None:
+        """A file verified and in place (on disk, or completed in the store): counted and recorded;
+        a bundle on disk is unpacked."""
+        want = entry.want
+        target = self._dir(want.display_id) / want.name
         with self._lock:
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += result.size - result.resumed_from
@@ -177,7 +230,7 @@ class Transfers:
             return None
         if want.kind == "bundle":
             return BundleUpload(self.store.store, rel.rpartition("/")[0], want.name)
-        return StoreUpload(self.store.store, rel)
+        return StoreUpload(self.store.store, rel, deferred=True)
 
     def _landed(self, ledger: Ledger, rel: str, size: int) -> None:
         """A file is in the store now (there, the run's one listing stands in for stat)."""

@@ -5,6 +5,7 @@ multipart uploads, and no whole file is ever kept on the local disk or in memory
 bounded queue, so memory stays at a few parts whatever the file size. The upload completes only
 when :meth:`commit` is called, which :func:`.download.fetch` does after the size, the sha256 and the
 magic bytes verified; a failure aborts it, so an unverified object never appears under its key. A
+``deferred`` upload completes in its own thread while the worker goes on (:meth:`StoreUpload.commit`). A
 dropped connection leaves the upload open, and the next attempt resumes it with ``Range``. A run
 killed with -9 leaves an incomplete multipart upload behind, which the store never shows as an
 object (a bucket lifecycle rule removes such uploads after a few days; see the README).
@@ -38,8 +39,8 @@ class _Abort(Exception):
 class StoreUpload:
     """One object's upload, fed chunk by chunk, completed on :meth:`commit`."""
 
-    def __init__(self, store: Any, key: str):
-        self.store, self.key = store, key
+    def __init__(self, store: Any, key: str, *, deferred: bool = False):
+        self.store, self.key, self.deferred = store, key, deferred
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue[Any] = queue.Queue(QUEUE_CHUNKS)
         self._error: BaseException | None = None
@@ -88,11 +89,19 @@ class StoreUpload:
         self.sent, self._digest, self._head, self._error = 0, hashlib.sha256(), b"", None
 
     def commit(self) -> None:
-        """Complete the upload: the object appears under its key, whole."""
+        """Complete the upload: the object appears under its key, whole. A ``deferred`` upload is
+        only told to finish here: its last part and the completion go on in its thread, and
+        :meth:`settle` waits for them, so the download worker can start its next file meanwhile."""
         if self._thread is None:
             self._start()  # an empty file
         self._feed(_DONE)
-        self._thread.join()
+        if not self.deferred:
+            self.settle()
+
+    def settle(self) -> None:
+        """Wait until the completing upload is done; TransientError when the store did not take it."""
+        if self._thread is not None:
+            self._thread.join()
         error, self._thread = self._error, None
         if error is not None:
             self.sent = 0

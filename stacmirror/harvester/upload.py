@@ -252,8 +252,10 @@ class BundleUpload:
             raise UnsafeArchiveError(f"{self.name} is not a readable tar file ({error})")
         members = self.members
         try:
-            for upload in self._uploads:
+            for upload in self._uploads:  # every member told to finish, then all awaited: in parallel
                 upload.commit()
+            for upload in self._uploads:
+                upload.settle()
         except TransientError:
             self.discard()
             raise
@@ -273,7 +275,7 @@ class BundleUpload:
                     source = archive.extractfile(member)
                     if source is None:
                         raise UnsafeArchiveError(f"member {member.name!r} cannot be read")
-                    upload = StoreUpload(self.store, f"{self.folder}/{name}")
+                    upload = StoreUpload(self.store, f"{self.folder}/{name}", deferred=True)
                     self._uploads.append(upload)
                     digest = hashlib.sha256()  # the member's own checksum, for the ledger
                     upload.begin(0, digest)

@@ -1,6 +1,6 @@
 """A mirror in Azure Blob storage (``az://container/prefix``), through Azurite on 127.0.0.1: the same
 code as for S3, so the same round trip: harvest, catalog, validate, query, odc-stac loading, crops,
-serve, all equal to the same run on a local disk."""
+serve, all equal to the same run on a local disk; and the store's faults and kill -9."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 import stacmirror
 from stacmirror.storage import AZURITE_KEY, gdal_env
 
-from .helpers import STACMIRROR, cli_env, serving
+from . import s3 as s3h
+from .helpers import STACMIRROR, cli_env, run_harvest, serving
+from .test_store import _matches_emulator, _state_free, kill_9_three_times_and_resume
 from .test_store_catalog import _comparable, _disk, _is_item, harvest_and_catalog
 
 
@@ -146,3 +148,29 @@ def test_dask_workers_rebuild_an_azure_catalog_with_no_local_path(azurite, conta
         result = stacmirror.build_catalog(url, force=True, dask=cluster.scheduler_address)
     assert result.ok and result.written == 3, result.errors
     assert items() == before
+
+
+def test_an_azure_store_that_answers_503_or_drops_connections_loses_nothing(
+    emulator, azurite, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every fourth request to Azurite gets a 503 or a dropped connection, before it reaches it."""
+    proxy = s3h.FaultyProxy(azurite.port, every=4)
+    try:
+        monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", proxy.url)
+        summary, _ = run_harvest(
+            emulator, f"az://{container}/faulty", mode="bands", bands=["red", "QA_PIXEL", "MTL"], max_scenes=2
+        )
+    finally:
+        proxy.stop()
+    assert proxy.hits["faults"] >= 5
+    assert summary.files_failed == 0
+    found = _state_free(azurite.objects(container, "faulty"))
+    assert len(found) == 2 * 5 + 2  # two bands, three MTL files, a browse image
+    assert _matches_emulator(emulator, found) == 2 * 5
+
+
+def test_kill_9_three_times_on_azure_resumes_with_few_extra_bytes(
+    make_emulator, azurite, container: str
+) -> None:
+    url = f"az://{container}/killed"
+    kill_9_three_times_and_resume(make_emulator, url, lambda: azurite.objects(container, "killed"))

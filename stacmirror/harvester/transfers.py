@@ -171,12 +171,14 @@ class Transfers:
             raise
         if isinstance(sink, StoreUpload):  # verified; its upload completes while this worker goes on
             self._commit_slots.acquire()
-            settle = self._committer.submit(self._settle, ledger, entry, rel, sink, result)
+            settle = self._committer.submit(self._settle, ledger, entry, target, rel, sink, result)
             self._settling.append(settle)
             return
-        self._fetched(ledger, entry, rel, sink, result)
+        self._fetched(ledger, entry, target, rel, sink, result)
 
-    def _settle(self, ledger: Ledger, entry: Entry, rel: str, sink: StoreUpload, result: Any) -> None:
+    def _settle(
+        self, ledger: Ledger, entry: Entry, target: Path, rel: str, sink: StoreUpload, result: Any
+    ) -> None:
         """A verified file's upload awaited (in the commit pool), then the file recorded. One the
         store refused after its own retries is fetched again from its first byte, once."""
         want = entry.want
@@ -192,13 +194,12 @@ class Transfers:
             return
         finally:
             self._commit_slots.release()
-        self._fetched(ledger, entry, rel, sink, result)
+        self._fetched(ledger, entry, target, rel, sink, result)
 
-    def _fetched(self, ledger: Ledger, entry: Entry, rel: str, sink: Any, result: Any) -> None:
+    def _fetched(self, ledger: Ledger, entry: Entry, target: Path, rel: str, sink: Any, result: Any) -> None:
         """A file verified and in place (on disk, or completed in the store): counted and recorded;
         a bundle on disk is unpacked."""
         want = entry.want
-        target = self._dir(want.display_id) / want.name
         with self._lock:
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += result.size - result.resumed_from

@@ -225,17 +225,25 @@ def test_an_unsafe_bundle_member_completes_no_object(emulator, moto, bucket: str
     assert s3h.open_uploads(client, bucket) == []
 
 
+def harvest_through(proxy, monkeypatch: pytest.MonkeyPatch, variable: str, emulator, url: str, **kwargs):
+    """A harvest into ``url`` with the store's endpoint ``variable`` pointed at ``proxy``, which is
+    stopped after it (the variable is left as the test's monkeypatch restores it)."""
+    try:
+        monkeypatch.setenv(variable, proxy.url)
+        summary, _ = run_harvest(emulator, url, **kwargs)
+    finally:
+        proxy.stop()
+    return summary
+
+
 def test_a_store_that_answers_503_or_drops_connections_loses_nothing(
     emulator, moto, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proxy = s3h.FaultyProxy(moto.port, every=4)
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        summary, _ = run_harvest(
-            emulator, f"s3://{bucket}/faulty", mode="bands", bands=["red", "QA_PIXEL", "MTL"], max_scenes=2
-        )
-    finally:
-        proxy.stop()
+    summary = harvest_through(
+        proxy, monkeypatch, "AWS_ENDPOINT_URL", emulator, f"s3://{bucket}/faulty",
+        mode="bands", bands=["red", "QA_PIXEL", "MTL"], max_scenes=2,
+    )  # fmt: skip
     assert proxy.hits["faults"] >= 5
     assert summary.files_failed == 0
     found = _state_free(s3h.objects(moto.client(), bucket, "faulty"))
@@ -263,13 +271,10 @@ def test_an_upload_the_store_refuses_after_verification_is_fetched_again(
     completion, the file is fetched again from its first byte and lands, and the run reports no
     failure."""
     proxy = s3h.FaultyProxy(moto.port, refuse=_refusing(1, "_SR_B4.TIF"))
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        summary, _ = run_harvest(
-            emulator, f"s3://{bucket}/refused", mode="bands", bands=["red", "MTL"], max_scenes=1
-        )
-    finally:
-        proxy.stop()
+    summary = harvest_through(
+        proxy, monkeypatch, "AWS_ENDPOINT_URL", emulator, f"s3://{bucket}/refused",
+        mode="bands", bands=["red", "MTL"], max_scenes=1,
+    )  # fmt: skip
     assert proxy.hits["refused"] == 1
     assert summary.files_failed == 0 and summary.files_downloaded == 4  # the band, three MTL files
     found = _state_free(s3h.objects(moto.client(), bucket, "refused"))
@@ -288,13 +293,10 @@ def test_an_upload_the_store_refuses_twice_fails_that_file_only(
     emulator, moto, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proxy = s3h.FaultyProxy(moto.port, refuse=_refusing(2, "_SR_B4.TIF"))
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        summary, _ = run_harvest(
-            emulator, f"s3://{bucket}/refused", mode="bands", bands=["red", "MTL"], max_scenes=1
-        )
-    finally:
-        proxy.stop()
+    summary = harvest_through(
+        proxy, monkeypatch, "AWS_ENDPOINT_URL", emulator, f"s3://{bucket}/refused",
+        mode="bands", bands=["red", "MTL"], max_scenes=1,
+    )  # fmt: skip
     assert summary.files_failed == 1 and summary.files_downloaded == 3
     assert len(summary.failures) == 1 and "did not take" in summary.failures[0], summary.failures
     client = moto.client()

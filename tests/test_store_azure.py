@@ -14,8 +14,8 @@ import stacmirror
 from stacmirror.storage import AZURITE_KEY, gdal_env
 
 from . import s3 as s3h
-from .helpers import STACMIRROR, cli_env, run_harvest, serving
-from .test_store import _matches_emulator, _state_free, kill_9_three_times_and_resume
+from .helpers import STACMIRROR, cli_env, serving
+from .test_store import _matches_emulator, _state_free, harvest_through, kill_9_three_times_and_resume
 from .test_store_catalog import _comparable, _disk, _is_item, harvest_and_catalog
 
 
@@ -155,13 +155,10 @@ def test_an_azure_store_that_answers_503_or_drops_connections_loses_nothing(
 ) -> None:
     """Every fourth request to Azurite gets a 503 or a dropped connection, before it reaches it."""
     proxy = s3h.FaultyProxy(azurite.port, every=4)
-    try:
-        monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", proxy.url)
-        summary, _ = run_harvest(
-            emulator, f"az://{container}/faulty", mode="bands", bands=["red", "QA_PIXEL", "MTL"], max_scenes=2
-        )
-    finally:
-        proxy.stop()
+    summary = harvest_through(
+        proxy, monkeypatch, "AZURITE_BLOB_STORAGE_URL", emulator, f"az://{container}/faulty",
+        mode="bands", bands=["red", "QA_PIXEL", "MTL"], max_scenes=2,
+    )  # fmt: skip
     assert proxy.hits["faults"] >= 5
     assert summary.files_failed == 0
     found = _state_free(azurite.objects(container, "faulty"))

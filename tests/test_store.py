@@ -239,16 +239,32 @@ def harvest_through(proxy, monkeypatch: pytest.MonkeyPatch, variable: str, emula
 def test_a_store_that_answers_503_or_drops_connections_loses_nothing(
     emulator, moto, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = s3h.FaultyProxy(moto.port, every=4)
-    summary = harvest_through(
-        proxy, monkeypatch, "AWS_ENDPOINT_URL", emulator, f"s3://{bucket}/faulty",
-        mode="bands", bands=["red", "QA_PIXEL", "MTL"], max_scenes=2,
+    faulty_store_loses_nothing(
+        emulator, monkeypatch, moto.port, "AWS_ENDPOINT_URL", f"s3://{bucket}/faulty",
+        lambda: s3h.objects(moto.client(), bucket, "faulty"),
     )  # fmt: skip
+
+
+def faulty_store_loses_nothing(emulator, monkeypatch, port: int, variable: str, url: str, objects) -> None:
+    """A harvest into ``url`` while every fourth request to the store on ``port`` (its endpoint in
+    ``variable``) gets a 503 or a dropped connection: nothing failed, every file whole. ``objects()``
+    lists the store under the mirror (key -> bytes). Shared by every kind of store."""
+    proxy = s3h.FaultyProxy(port, every=4)
+    summary = harvest_through(
+        proxy,
+        monkeypatch,
+        variable,
+        emulator,
+        url,
+        mode="bands",
+        bands=["red", "QA_PIXEL", "MTL"],
+        max_scenes=2,
+    )
     assert proxy.hits["faults"] >= 5
     assert summary.files_failed == 0
-    found = _state_free(s3h.objects(moto.client(), bucket, "faulty"))
+    found = _state_free(objects())
     assert len(found) == 2 * 5 + 2  # two bands, three MTL files, a browse image
-    _matches_emulator(emulator, found)
+    assert _matches_emulator(emulator, found) == 2 * 5
 
 
 def _refusing(count: int, suffix: str):
